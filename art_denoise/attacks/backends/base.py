@@ -1,0 +1,235 @@
+"""The protocol every attack backend follows, and the guard around each attack.
+
+A backend only turns an :class:`AttackSpec` into one library call on one batch
+(:meth:`AttackBackend._make_attack`). Everything that must be identical across
+libraries lives here, once: input checks, batching, seeding, restarts (an example
+counts as broken if any restart breaks it), the DeepFool eps projection, the model's
+mode and gradients, and the final budget check.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import random
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from art_denoise._validation import as_float_images, as_labels
+from art_denoise.attacks.spec import AttackSpec
+
+__all__ = [
+    "AttackBackend",
+    "BatchAttack",
+    "BudgetExceededError",
+    "UnsupportedAttackError",
+    "attack_guard",
+    "infer_num_classes",
+    "perturbation_norms",
+    "project_to_ball",
+]
+
+#: Attacks one batch: (x, y) -> x_adv, all tensors on the model's device.
+BatchAttack = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: Slack allowed on the budget check, in the input scale.
+BUDGET_TOLERANCE = 1e-6
+
+
+class UnsupportedAttackError(ValueError):
+    """A backend cannot express the requested attack (never silently substituted)."""
+
+
+class BudgetExceededError(RuntimeError):
+    """A backend returned a perturbation larger than ``eps``."""
+
+
+@contextlib.contextmanager
+def attack_guard(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode with frozen parameters for the duration of an attack.
+
+    On exit every submodule is back in the train/eval mode it had, each parameter gets
+    back its ``requires_grad`` flag and its ``.grad`` (``None`` for a model that held no
+    gradients), whatever the attack library did in between.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    grads = [p.grad for p in params]
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for p, flag, grad in zip(params, flags, grads):
+            p.requires_grad_(flag)
+            p.grad = grad
+
+
+def infer_num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """Run ``model`` on two examples and return the class count of its (B, classes) output.
+
+    Raises:
+        ValueError: the output is not a 2-D (B, classes) tensor of logits.
+    """
+    probe = x[:2]
+    with attack_guard(model), torch.no_grad():
+        out = model(probe)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != probe.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"model must return (B, classes) logits; for input {tuple(probe.shape)} it returned "
+            f"{shape}"
+        )
+    if out.shape[1] < 2:
+        raise ValueError(f"model must return at least 2 class logits, got {out.shape[1]}")
+    return int(out.shape[1])
+
+
+def perturbation_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example ``||delta||_norm`` (``norm`` is ``"inf"`` or ``"2"``), in float64."""
+    flat = delta.reshape(delta.shape[0], -1).to(torch.float64)
+    if norm == "inf":
+        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
+    return flat.norm(p=2, dim=1)
+
+
+def project_to_ball(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Project ``x_adv`` onto the ``eps``-ball around ``x`` and the [0, 1] box."""
+    delta = x_adv - x
+    if norm == "inf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        n = perturbation_norms(delta, "2").to(delta.dtype).clamp_min(1e-12)
+        factor = (eps / n).clamp(max=1.0).view(-1, *([1] * (delta.ndim - 1)))
+        delta = delta * factor
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+class AttackBackend(abc.ABC):
+    """One attack library behind one interface.
+
+    Subclasses set :attr:`name` and :attr:`package` and implement
+    :meth:`_make_attack`; they raise :class:`UnsupportedAttackError` there for an attack
+    their library cannot express.
+    """
+
+    #: Name used in specs, reports and the CLI (``"art"``, ``"torchattacks"``, ...).
+    name: ClassVar[str]
+    #: The distribution whose version the report records.
+    package: ClassVar[str]
+
+    def version(self) -> str | None:
+        """Installed version of the backing library, or ``None``."""
+        try:
+            return metadata.version(self.package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    @abc.abstractmethod
+    def _make_attack(
+        self, model: nn.Module, spec: AttackSpec, input_shape: tuple[int, ...], num_classes: int
+    ) -> BatchAttack:
+        """Build the library's attack for ``spec`` and return a function attacking one batch.
+
+        ``model`` is already in eval mode with frozen parameters. For a targeted spec the
+        labels passed to the returned function are the target labels.
+        """
+
+    @abc.abstractmethod
+    def check(self, spec: AttackSpec) -> None:
+        """Raise :class:`UnsupportedAttackError` if this backend cannot run ``spec``."""
+
+    def run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor | np.ndarray,
+        y: torch.Tensor | np.ndarray,
+        spec: AttackSpec,
+        *,
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """Attack ``model`` on ``(x, y)`` as ``spec`` says and return ``x_adv``.
+
+        Args:
+            model: a module mapping (B, C, H, W) inputs in [0, 1] to (B, classes) logits.
+            x: images in [0, 1], shape (B, C, H, W).
+            y: true labels (untargeted) or target labels (targeted), shape (B,).
+            spec: the attack.
+            seed: seeds torch, numpy and ``random`` before each restart.
+
+        Returns:
+            Adversarial images, float32, on ``x``'s device, within the eps-ball and [0, 1].
+        """
+        if not isinstance(spec, AttackSpec):
+            raise TypeError(f"spec must be an AttackSpec, got {type(spec).__name__}")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.check(spec)
+        xt = as_float_images(x)
+        if len(xt) == 0:
+            return xt.clone()
+        num_classes = infer_num_classes(model, xt)
+        yt = as_labels(y, n=len(xt), num_classes=num_classes).to(xt.device)
+        x_adv = xt.clone()
+        with attack_guard(model):
+            attack = self._make_attack(model, spec, tuple(xt.shape[1:]), num_classes)
+            todo = torch.ones(len(xt), dtype=torch.bool, device=xt.device)
+            for restart in range(spec.restarts):
+                _seed_everything(seed + restart)
+                idx = todo.nonzero().flatten()
+                for start in range(0, len(idx), spec.batch_size):
+                    b = idx[start : start + spec.batch_size]
+                    xb, yb = xt[b], yt[b]
+                    adv = attack(xb, yb).detach().to(device=xt.device, dtype=torch.float32)
+                    if adv.shape != xb.shape:
+                        raise RuntimeError(
+                            f"backend {self.name!r} returned shape {tuple(adv.shape)} "
+                            f"for input {tuple(xb.shape)}"
+                        )
+                    if spec.eps is not None and spec.attack == "deepfool":
+                        adv = project_to_ball(xb, adv, spec.eps, spec.norm)
+                    with torch.no_grad():
+                        pred = model(adv).argmax(dim=1)
+                    done = pred == yb if spec.targeted else pred != yb
+                    # The first run is kept for every example; later runs replace it only
+                    # where they succeed.
+                    keep = done if restart else torch.ones_like(done)
+                    x_adv[b[keep]] = adv[keep]
+                    todo[b[done]] = False
+                if not bool(todo.any()):
+                    break
+        self._check_budget(xt, x_adv, spec)
+        return x_adv
+
+    def _check_budget(self, x: torch.Tensor, x_adv: torch.Tensor, spec: AttackSpec) -> None:
+        if not bool(torch.isfinite(x_adv).all()):
+            raise RuntimeError(f"backend {self.name!r} returned NaN or inf for {spec.key}")
+        lo, hi = float(x_adv.min()), float(x_adv.max())
+        if lo < -BUDGET_TOLERANCE or hi > 1 + BUDGET_TOLERANCE:
+            raise BudgetExceededError(
+                f"backend {self.name!r} left [0, 1] for {spec.key}: values in [{lo}, {hi}]"
+            )
+        if spec.eps is None:
+            return
+        largest = float(perturbation_norms(x_adv - x, spec.norm).max())
+        if largest > spec.eps + BUDGET_TOLERANCE:
+            raise BudgetExceededError(
+                f"backend {self.name!r} exceeded the budget for {spec.key}: "
+                f"||delta||_{spec.norm} = {largest:.8g} > eps = {spec.eps:g}"
+            )
+

@@ -1,0 +1,135 @@
+"""`AttackSpec`: one threat model, stated completely, for every backend alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from art_denoise._validation import check_choice, check_non_negative, check_positive_int
+
+__all__ = ["ATTACKS", "NORMS", "AttackSpec", "normalize_norm"]
+
+#: Attacks the backends know, and the norms each is defined for.
+ATTACKS: dict[str, tuple[str, ...]] = {
+    "fgsm": ("inf", "2"),
+    "pgd": ("inf", "2"),
+    "deepfool": ("2", "inf"),
+}
+NORMS = ("inf", "2")
+_NORM_ALIASES = {"inf": "inf", "linf": "inf", "Linf": "inf", "2": "2", "l2": "2", "L2": "2"}
+
+
+def normalize_norm(norm: Any) -> str:
+    """Map ``"inf"``, ``"linf"``, ``np.inf``, ``2``, ``"l2"`` to ``"inf"`` or ``"2"``."""
+    if isinstance(norm, (int, float)) and not isinstance(norm, bool):
+        if math.isinf(norm):
+            return "inf"
+        if norm == 2:
+            return "2"
+    if isinstance(norm, str) and norm in _NORM_ALIASES:
+        return _NORM_ALIASES[norm]
+    raise ValueError(f"unknown norm {norm!r}; expected one of 'inf', '2'")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A fully pinned attack configuration.
+
+    The three attack libraries have different defaults (REFERENCES.md §3); a spec states
+    every setting so that each backend receives the same numbers.
+
+    Args:
+        attack: ``"fgsm"``, ``"pgd"`` or ``"deepfool"``.
+        norm: ``"inf"`` or ``"2"`` (``np.inf``, ``2``, ``"linf"``, ``"l2"`` accepted).
+        eps: perturbation budget in the input scale [0, 1]. For DeepFool, a minimal-
+            perturbation attack, ``None`` leaves it unbounded; a number projects its
+            output onto the eps-ball (as foolbox does for minimisation attacks).
+        step_size: PGD step (absolute). FGSM always steps ``eps``; DeepFool ignores it.
+        steps: iterations (PGD, DeepFool); 1 for FGSM.
+        random_start: start from a uniform point in the eps-ball (PGD, FGSM-RS).
+        restarts: independent runs; an example counts as broken if any run breaks it.
+        targeted: attack towards target labels (drawn by the harness) instead of away
+            from the true label.
+        batch_size: images per attack call.
+        overshoot: DeepFool overshoot, applied the same way in every backend.
+        candidates: DeepFool's number of top classes considered.
+
+    Example:
+        >>> spec = AttackSpec(attack="pgd", eps=0.1, step_size=0.0125, steps=20, random_start=True)
+        >>> spec.key
+        'pgd-linf@0.1'
+    """
+
+    attack: str
+    norm: str = "inf"
+    eps: float | None = 0.1
+    step_size: float | None = None
+    steps: int = 1
+    random_start: bool = False
+    restarts: int = 1
+    targeted: bool = False
+    batch_size: int = 256
+    overshoot: float = 0.02
+    candidates: int = 10
+
+    def __post_init__(self) -> None:
+        check_choice("attack", self.attack, ATTACKS)
+        norm = normalize_norm(self.norm)
+        object.__setattr__(self, "norm", norm)
+        if norm not in ATTACKS[self.attack]:
+            raise ValueError(f"attack {self.attack!r} is not defined for norm {norm!r}")
+        if self.eps is None:
+            if self.attack != "deepfool":
+                raise ValueError(f"attack {self.attack!r} needs an eps, got None")
+        else:
+            object.__setattr__(self, "eps", check_non_negative("eps", self.eps))
+        check_positive_int("steps", self.steps)
+        check_positive_int("restarts", self.restarts)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("candidates", self.candidates, minimum=2)
+        object.__setattr__(self, "overshoot", check_non_negative("overshoot", self.overshoot))
+        for flag in ("random_start", "targeted"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        if self.attack == "fgsm":
+            if self.steps != 1:
+                raise ValueError(f"fgsm takes a single step, got steps={self.steps}")
+            if self.step_size is not None and self.step_size != self.eps:
+                raise ValueError(
+                    f"fgsm steps exactly eps; got step_size={self.step_size!r} != eps={self.eps!r}"
+                )
+            object.__setattr__(self, "step_size", self.eps)
+        elif self.attack == "pgd":
+            if self.step_size is None:
+                raise ValueError("pgd needs an explicit step_size (the libraries' defaults differ)")
+            step = check_non_negative("step_size", self.step_size)
+            if step == 0:
+                raise ValueError(f"step_size must be > 0, got {self.step_size!r}")
+            object.__setattr__(self, "step_size", step)
+        else:
+            if self.targeted:
+                raise ValueError("deepfool is untargeted; got targeted=True")
+            if self.random_start:
+                raise ValueError("deepfool has no random start; got random_start=True")
+            object.__setattr__(self, "step_size", None)
+
+    @property
+    def name(self) -> str:
+        """Short name such as ``"pgd-linf"`` or ``"deepfool-l2"``."""
+        return f"{self.attack}-l{self.norm}"
+
+    @property
+    def key(self) -> str:
+        """``"<name>@<eps>"``, the key of ``backend_spread`` in the report."""
+        eps = "unbounded" if self.eps is None else f"{self.eps:g}"
+        return f"{self.name}@{eps}"
+
+    def replace(self, **changes: Any) -> AttackSpec:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict."""
+        return dataclasses.asdict(self)
