@@ -1,0 +1,48 @@
+"""art_denoise: feature-denoising, BlurNet and autoencoder defenses for ART, evaluated honestly.
+
+The public names are imported lazily, so ``import art_denoise`` stays cheap and pulls in
+neither ART nor any attack plugin until they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+_EXPORTS: dict[str, str] = {
+    "AttackSpec": "art_denoise.attacks.spec",
+    "Report": "art_denoise.evaluation.report",
+    "evaluate": "art_denoise.evaluation.evaluate",
+    "available_backends": "art_denoise.attacks.backends",
+    "get_backend": "art_denoise.attacks.backends",
+    "to_art_classifier": "art_denoise.estimators.classifier_pytorch",
+    "create_model": "art_denoise.models",
+    "load_model": "art_denoise.models",
+    "save_model": "art_denoise.models",
+    "load_dataset": "art_denoise.data",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from art_denoise.attacks.backends import available_backends, get_backend
+    from art_denoise.attacks.spec import AttackSpec
+    from art_denoise.data import load_dataset
+    from art_denoise.estimators.classifier_pytorch import to_art_classifier
+    from art_denoise.evaluation.evaluate import evaluate
+    from art_denoise.evaluation.report import Report
+    from art_denoise.models import create_model, load_model, save_model
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'art_denoise' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

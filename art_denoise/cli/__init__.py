@@ -1,0 +1,1 @@
+"""The ``art-denoise`` command line: it parses arguments and calls the library."""

@@ -1,0 +1,182 @@
+"""``evaluate``: one threat model, several attacks, several backends, one report."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from art_denoise._validation import as_float_images, as_labels, check_positive_int
+from art_denoise.attacks.backends import AttackBackend, get_backend
+from art_denoise.attacks.backends.base import infer_num_classes
+from art_denoise.attacks.spec import AttackSpec
+from art_denoise.estimators.classifier_pytorch import resolve_device
+from art_denoise.evaluation.metrics import (
+    attack_success_rate,
+    l2_dissimilarity,
+    max_perturbation,
+    predict,
+)
+from art_denoise.evaluation.report import AttackResult, ModelReport, Report
+
+__all__ = ["draw_targets", "environment", "evaluate"]
+
+
+def draw_targets(y: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
+    """Random target labels different from ``y``, reproducible for a given ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    shift = torch.randint(1, num_classes, (len(y),), generator=gen)
+    return ((y.cpu() + shift) % num_classes).to(y.device)
+
+
+def environment(device: torch.device | str) -> dict[str, Any]:
+    """Versions of the libraries that produced a report, and the device."""
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    return {
+        "torch": torch.__version__,
+        "art": version("adversarial-robustness-toolbox"),
+        "torchattacks": version("torchattacks"),
+        "foolbox": version("foolbox"),
+        "device": f"{dev.type} ({name})",
+    }
+
+
+def evaluate(
+    model: nn.Module | Mapping[str, nn.Module],
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    *,
+    attacks: Sequence[AttackSpec],
+    backends: Sequence[str] = ("art",),
+    defenses: Mapping[str, str] | None = None,
+    dataset: str = "custom",
+    split: str = "test",
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> Report:
+    """Attack each model with each spec through each backend and collect a :class:`Report`.
+
+    Args:
+        model: a module returning (B, classes) logits for [0, 1] inputs, or a mapping
+            name -> module to evaluate several models on the same data.
+        x: images (B, C, H, W) in [0, 1].
+        y: integer labels (B,) or one-hot (B, classes).
+        attacks: the attack specs; every hyperparameter is taken from them.
+        backends: backend names (``"art"``, and installed plugins such as
+            ``"torchattacks"``, ``"foolbox"``).
+        defenses: model name -> short description of its defense (default ``"none"``).
+        dataset, split: recorded in the report.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; models and data are moved there.
+        seed: seeds every attack call (random starts) and the target labels.
+        progress: show a progress bar.
+
+    Returns:
+        The report; ``report.save(out_dir)`` writes it.
+
+    Raises:
+        ValueError / TypeError: bad data, an unknown backend, or an attack a backend
+            cannot express (checked before any attack runs).
+
+    Example:
+        >>> report = evaluate(model, x, y, attacks=[AttackSpec(attack="fgsm", eps=0.1)],
+        ...                   backends=["art"])  # doctest: +SKIP
+    """
+    models = {"model": model} if isinstance(model, nn.Module) else dict(model)
+    if not models:
+        raise ValueError("no model given")
+    for name, m in models.items():
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"model {name!r} must be a torch.nn.Module, got {type(m).__name__}")
+    specs = list(attacks)
+    if not specs:
+        raise ValueError("attacks must name at least one AttackSpec")
+    for s in specs:
+        if not isinstance(s, AttackSpec):
+            raise TypeError(f"attacks must be AttackSpec instances, got {type(s).__name__}")
+    if isinstance(backends, str):
+        backends = [backends]
+    if not backends:
+        raise ValueError("backends must name at least one backend")
+    engines: list[AttackBackend] = [get_backend(b) for b in backends]
+    for engine in engines:
+        for s in specs:
+            engine.check(s)
+    check_positive_int("seed", seed, minimum=0)
+    dev = resolve_device(device)
+    xt = as_float_images(x).to(dev)
+    if len(xt) == 0:
+        raise ValueError("x holds no images")
+
+    reports = []
+    total = len(models) * len(specs) * len(engines)
+    bar = tqdm(total=total, disable=not progress, desc="evaluate", leave=False)
+    try:
+        for name, m in models.items():
+            m.to(dev)
+            num_classes = infer_num_classes(m, xt)
+            yt = as_labels(y, n=len(xt), num_classes=num_classes).to(dev)
+            clean_pred = predict(m, xt)
+            clean_correct = clean_pred == yt
+            still_correct = clean_correct.clone()
+            report = ModelReport(
+                name=name,
+                defense=(defenses or {}).get(name, "none"),
+                clean_accuracy=float(clean_correct.float().mean()),
+            )
+            for spec in specs:
+                target = draw_targets(yt, num_classes, seed) if spec.targeted else None
+                for engine in engines:
+                    bar.set_postfix_str(f"{name} {spec.key} {engine.name}")
+                    start = time.perf_counter()
+                    x_adv = engine.run(m, xt, target if target is not None else yt, spec, seed=seed)
+                    seconds = time.perf_counter() - start
+                    adv_pred = predict(m, x_adv)
+                    # An image misclassified when clean never counts as robust, whatever
+                    # the attack does to it (ART's DeepFool pushes such images into the
+                    # true class).
+                    correct = (adv_pred == yt) & clean_correct
+                    still_correct &= correct
+                    report.results.append(
+                        AttackResult(
+                            attack=spec.name,
+                            backend=engine.name,
+                            norm=spec.norm,
+                            eps=spec.eps,
+                            step_size=spec.step_size,
+                            steps=spec.steps,
+                            random_start=spec.random_start,
+                            restarts=spec.restarts,
+                            targeted=spec.targeted,
+                            robust_accuracy=float(correct.float().mean()),
+                            attack_success_rate=attack_success_rate(clean_pred, adv_pred, yt, target),
+                            l2_dissimilarity=l2_dissimilarity(xt, x_adv),
+                            max_perturbation=max_perturbation(xt, x_adv, spec.norm),
+                            seconds=seconds,
+                        )
+                    )
+                    bar.update(1)
+            report.all_or_nothing_accuracy = float(still_correct.float().mean())
+            reports.append(report)
+    finally:
+        bar.close()
+    return Report(
+        dataset={"name": dataset, "split": split, "n_samples": len(xt)},
+        models=reports,
+        environment=environment(dev),
+    )

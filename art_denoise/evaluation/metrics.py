@@ -1,0 +1,52 @@
+"""Per-example predictions and the metrics of the report (BlurNet's among them)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from art_denoise.attacks.backends.base import attack_guard, perturbation_norms
+
+__all__ = ["attack_success_rate", "l2_dissimilarity", "max_perturbation", "predict"]
+
+
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+    """Predicted labels (B,) of ``model`` in eval mode; its mode and gradients are restored."""
+    preds = []
+    with attack_guard(model), torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            preds.append(model(x[start : start + batch_size]).argmax(dim=1))
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64, device=x.device)
+
+
+def attack_success_rate(
+    clean_pred: torch.Tensor, adv_pred: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+) -> float:
+    """Fraction of the correctly classified images that the attack breaks.
+
+    Untargeted: the adversarial prediction differs from the true label (BlurNet's
+    ``1[F(x) != F(x_adv)]`` restricted to images with ``F(x) = y``). Targeted: the
+    adversarial prediction equals the target. 0.0 when no image is classified correctly.
+    """
+    correct = clean_pred == y
+    n = int(correct.sum())
+    if n == 0:
+        return 0.0
+    hit = adv_pred == target if target is not None else adv_pred != y
+    return float((hit & correct).sum()) / n
+
+
+def l2_dissimilarity(x: torch.Tensor, x_adv: torch.Tensor) -> float:
+    """BlurNet's ``1/N sum ||x - x_adv||_2 / ||x_adv||_2`` over all N images."""
+    if len(x) == 0:
+        return 0.0
+    num = perturbation_norms(x_adv - x, "2")
+    den = perturbation_norms(x_adv, "2").clamp_min(1e-12)
+    return float((num / den).mean())
+
+
+def max_perturbation(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> float:
+    """The largest ``||x_adv - x||_norm`` over the batch."""
+    if len(x) == 0:
+        return 0.0
+    return float(perturbation_norms(x_adv - x, norm).max())

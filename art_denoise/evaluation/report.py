@@ -1,0 +1,270 @@
+"""The evaluation result: dataclasses that write themselves as JSON, Markdown and a chart.
+
+``report.json`` follows the schema ``"art-denoise/report/1"``::
+
+    {"schema", "dataset": {"name", "split", "n_samples"},
+     "models": [{"name", "defense", "clean_accuracy",
+                 "results": [{"attack", "backend", "norm", "eps", "step_size", "steps",
+                              "random_start", "robust_accuracy", "attack_success_rate",
+                              "l2_dissimilarity", "max_perturbation", "seconds", ...}],
+                 "backend_spread": {"<attack>@<eps>": float},
+                 "all_or_nothing_accuracy"}],
+     "environment": {"torch", "art", "torchattacks", "foolbox", "device"}}
+
+Accuracies are fractions in [0, 1]. Keys are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from art_denoise._io import atomic_path, atomic_write_text
+
+__all__ = ["REPORT_SCHEMA", "AttackResult", "ModelReport", "Report"]
+
+REPORT_SCHEMA = "art-denoise/report/1"
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """One (attack, backend) pair on one model."""
+
+    attack: str
+    backend: str
+    norm: str
+    eps: float | None
+    step_size: float | None
+    steps: int
+    random_start: bool
+    restarts: int
+    targeted: bool
+    robust_accuracy: float
+    attack_success_rate: float
+    l2_dissimilarity: float
+    max_perturbation: float
+    seconds: float
+
+    @property
+    def key(self) -> str:
+        """``"<attack>@<eps>"``, as in ``backend_spread``."""
+        return f"{self.attack}@{'unbounded' if self.eps is None else f'{self.eps:g}'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ModelReport:
+    """All results for one model."""
+
+    name: str
+    defense: str
+    clean_accuracy: float
+    results: list[AttackResult] = field(default_factory=list)
+    all_or_nothing_accuracy: float = float("nan")
+
+    @property
+    def backend_spread(self) -> dict[str, float]:
+        """Per attack key: max - min robust accuracy over the backends that ran it."""
+        groups: dict[str, list[float]] = {}
+        for r in self.results:
+            groups.setdefault(r.key, []).append(r.robust_accuracy)
+        return {k: max(v) - min(v) for k, v in groups.items()}
+
+    def worst_case(self) -> dict[str, float]:
+        """Per attack key: the lowest robust accuracy over the backends."""
+        groups: dict[str, float] = {}
+        for r in self.results:
+            groups[r.key] = min(groups.get(r.key, 1.0), r.robust_accuracy)
+        return groups
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "defense": self.defense,
+            "clean_accuracy": self.clean_accuracy,
+            "results": [r.to_dict() for r in self.results],
+            "backend_spread": self.backend_spread,
+            "all_or_nothing_accuracy": self.all_or_nothing_accuracy,
+        }
+
+
+@dataclass
+class Report:
+    """The whole evaluation; ``save(out_dir)`` writes report.json, report.md and a chart."""
+
+    dataset: dict[str, Any]
+    models: list[ModelReport]
+    environment: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of schema ``"art-denoise/report/1"``."""
+        return {
+            "schema": REPORT_SCHEMA,
+            "dataset": dict(self.dataset),
+            "models": [m.to_dict() for m in self.models],
+            "environment": dict(self.environment),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Rebuild a report from :meth:`to_dict` output (e.g. a loaded report.json)."""
+        if data.get("schema") != REPORT_SCHEMA:
+            raise ValueError(f"not an {REPORT_SCHEMA} report: schema {data.get('schema')!r}")
+        names = {f.name for f in dataclasses.fields(AttackResult)}
+        models = [
+            ModelReport(
+                name=m["name"],
+                defense=m["defense"],
+                clean_accuracy=m["clean_accuracy"],
+                results=[AttackResult(**{k: v for k, v in r.items() if k in names}) for r in m["results"]],
+                all_or_nothing_accuracy=m["all_or_nothing_accuracy"],
+            )
+            for m in data["models"]
+        ]
+        return cls(dataset=data["dataset"], models=models, environment=data["environment"])
+
+    # ------------------------------------------------------------------ text
+    def summary_table(self) -> str:
+        """A plain-text table: per model, clean accuracy, each attack's worst case over
+        backends (with the backend spread) and the all-or-nothing accuracy."""
+        return _format_table(*_summary_rows(self.models))
+
+    def to_markdown(self, chart: str | None = None) -> str:
+        """The Markdown report; ``chart`` is the PNG's file name to embed."""
+        d = self.dataset
+        lines = [
+            "# art-denoise robustness report",
+            "",
+            f"Dataset **{d.get('name')}**, split `{d.get('split')}`, {d.get('n_samples')} images. "
+            "Robust accuracy is the fraction of images still classified correctly after the "
+            "attack; the worst case over backends is shown with the backend spread (max - min). "
+            "All-or-nothing counts an image only if every attack from every backend fails on it.",
+            "",
+            "## Summary",
+            "",
+            _markdown_table(*_summary_rows(self.models)),
+        ]
+        if chart:
+            lines += ["", f"![robust accuracy per attack and backend]({chart})"]
+        for m in self.models:
+            lines += [
+                "",
+                f"## {m.name} (defense: {m.defense})",
+                "",
+                f"Clean accuracy {m.clean_accuracy:.2%}; all-or-nothing accuracy "
+                f"{m.all_or_nothing_accuracy:.2%}.",
+                "",
+            ]
+            header = ["attack", "backend", "eps", "step", "steps", "restarts", "robust acc.",
+                      "success rate", "L2 dissim.", "max ‖δ‖", "seconds"]
+            rows = [
+                [r.attack, r.backend, _fmt(r.eps), _fmt(r.step_size), str(r.steps), str(r.restarts),
+                 f"{r.robust_accuracy:.2%}", f"{r.attack_success_rate:.2%}",
+                 f"{r.l2_dissimilarity:.4f}", f"{r.max_perturbation:.4f}", f"{r.seconds:.2f}"]
+                for r in m.results
+            ]
+            lines.append(_markdown_table(header, rows))
+        env = ", ".join(f"{k} {v}" for k, v in self.environment.items())
+        lines += ["", "## Environment", "", env, ""]
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:  # Jupyter
+        return self.to_markdown()
+
+    # ----------------------------------------------------------------- files
+    def plot(self) -> Any:
+        """A grouped bar chart of robust accuracy per attack and backend, one panel per model."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        n = max(len(self.models), 1)
+        fig, axes = plt.subplots(1, n, figsize=(max(6.0, 4.5 * n), 4.0), squeeze=False)
+        for ax, m in zip(axes[0], self.models):
+            keys = list(dict.fromkeys(r.key for r in m.results))
+            backends = list(dict.fromkeys(r.backend for r in m.results))
+            width = 0.8 / max(len(backends), 1)
+            for i, b in enumerate(backends):
+                vals = {r.key: r.robust_accuracy for r in m.results if r.backend == b}
+                xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(keys))]
+                ax.bar(xs, [vals.get(k, 0.0) for k in keys], width=width, label=b)
+            ax.axhline(m.clean_accuracy, color="black", linestyle="--", linewidth=1, label="clean")
+            ax.set_xticks(range(len(keys)))
+            ax.set_xticklabels(keys, rotation=30, ha="right", fontsize=8)
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("robust accuracy")
+            ax.set_title(f"{m.name} ({m.defense})")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write ``report.json``, ``report.md`` and ``robust_accuracy.png`` into ``out_dir``.
+
+        Every file is written atomically. Returns the directory.
+        """
+        import matplotlib.pyplot as plt
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        text = self.to_json()  # fails on NaN before anything is written
+        fig = self.plot()
+        try:
+            with atomic_path(out / "robust_accuracy.png") as tmp:
+                fig.savefig(tmp, format="png", dpi=120)
+        finally:
+            plt.close(fig)
+        atomic_write_text(out / "report.md", self.to_markdown(chart="robust_accuracy.png"))
+        atomic_write_text(out / "report.json", text)
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Report:
+        """Read a ``report.json`` (or the directory holding it)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / "report.json"
+        return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _attack_keys(models: list[ModelReport]) -> list[str]:
+    return list(dict.fromkeys(r.key for m in models for r in m.results))
+
+
+def _summary_rows(models: list[ModelReport]) -> tuple[list[str], list[list[str]]]:
+    keys = _attack_keys(models)
+    header = ["model", "defense", "clean", *keys, "all-or-nothing"]
+    rows = []
+    for m in models:
+        worst, spread = m.worst_case(), m.backend_spread
+        cells = [f"{worst[k]:.1%} (±{spread[k]:.1%})" if k in worst else "-" for k in keys]
+        rows.append([m.name, m.defense, f"{m.clean_accuracy:.1%}", *cells,
+                     f"{m.all_or_nothing_accuracy:.1%}"])
+    return header, rows
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _format_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    body = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])

@@ -1,0 +1,40 @@
+"""Shared fixtures: the digits data and a small CNN trained on it, both seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from art_denoise.models import create_model
+from art_denoise.training import train_standard
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test): sklearn digits, float32 NCHW in [0, 1]."""
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    y = d.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return x_tr, y_tr, x_te, y_te
+
+
+@pytest.fixture(scope="session")
+def _trained_state(digits) -> dict[str, torch.Tensor]:
+    x_tr, y_tr, _, _ = digits
+    torch.manual_seed(0)
+    model = create_model("smallcnn", input_shape=(1, 8, 8))
+    train_standard(model, x_tr, y_tr, epochs=25, seed=0, progress=False)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture
+def digits_model(_trained_state) -> nn.Module:
+    """A fresh copy of a small CNN trained on digits (about 97% test accuracy), eval mode."""
+    model = create_model("smallcnn", input_shape=(1, 8, 8))
+    model.load_state_dict(_trained_state)
+    return model.eval()
