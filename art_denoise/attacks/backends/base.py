@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import random
+import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import ClassVar
@@ -132,6 +133,8 @@ class AttackBackend(abc.ABC):
     name: ClassVar[str]
     #: The distribution whose version the report records.
     package: ClassVar[str]
+    #: Seconds spent inside the library's attack calls during the last :meth:`run`.
+    library_seconds: float = 0.0
 
     def version(self) -> str | None:
         """Installed version of the backing library, or ``None``."""
@@ -186,6 +189,7 @@ class AttackBackend(abc.ABC):
         num_classes = infer_num_classes(model, xt)
         yt = as_labels(y, n=len(xt), num_classes=num_classes).to(xt.device)
         x_adv = xt.clone()
+        self.library_seconds = 0.0
         with attack_guard(model):
             attack = self._make_attack(model, spec, tuple(xt.shape[1:]), num_classes)
             todo = torch.ones(len(xt), dtype=torch.bool, device=xt.device)
@@ -195,7 +199,9 @@ class AttackBackend(abc.ABC):
                 for start in range(0, len(idx), spec.batch_size):
                     b = idx[start : start + spec.batch_size]
                     xb, yb = xt[b], yt[b]
+                    tic = time.perf_counter()
                     adv = attack(xb, yb).detach().to(device=xt.device, dtype=torch.float32)
+                    self.library_seconds += time.perf_counter() - tic
                     if adv.shape != xb.shape:
                         raise RuntimeError(
                             f"backend {self.name!r} returned shape {tuple(adv.shape)} "
@@ -203,11 +209,14 @@ class AttackBackend(abc.ABC):
                         )
                     if spec.eps is not None and spec.attack == "deepfool":
                         adv = project_to_ball(xb, adv, spec.eps, spec.norm)
+                    if spec.restarts == 1:
+                        x_adv[b] = adv
+                        continue
                     with torch.no_grad():
                         pred = model(adv).argmax(dim=1)
                     done = pred == yb if spec.targeted else pred != yb
                     # The first run is kept for every example; later runs replace it only
-                    # where they succeed.
+                    # where they succeed, and examples already broken are not attacked again.
                     keep = done if restart else torch.ones_like(done)
                     x_adv[b[keep]] = adv[keep]
                     todo[b[done]] = False
