@@ -62,7 +62,7 @@ def evaluate(
     y: np.ndarray | torch.Tensor,
     *,
     attacks: Sequence[AttackSpec],
-    backends: Sequence[str] = ("art",),
+    backends: Sequence[str | AttackBackend] = ("art",),
     defenses: Mapping[str, str] | None = None,
     dataset: str = "custom",
     split: str = "test",
@@ -79,7 +79,7 @@ def evaluate(
         y: integer labels (B,) or one-hot (B, classes).
         attacks: the attack specs; every hyperparameter is taken from them.
         backends: backend names (``"art"``, and installed plugins such as
-            ``"torchattacks"``, ``"foolbox"``).
+            ``"torchattacks"``, ``"foolbox"``) or :class:`AttackBackend` instances.
         defenses: model name -> short description of its defense (default ``"none"``).
         dataset, split: recorded in the report.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; models and data are moved there.
@@ -113,7 +113,7 @@ def evaluate(
         backends = [backends]
     if not backends:
         raise ValueError("backends must name at least one backend")
-    engines: list[AttackBackend] = [get_backend(b) for b in backends]
+    engines = [b if isinstance(b, AttackBackend) else get_backend(b) for b in backends]
     for engine in engines:
         for s in specs:
             engine.check(s)

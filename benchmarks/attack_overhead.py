@@ -1,0 +1,127 @@
+"""PGD-20 time per backend as a ratio to the floor, and the harness's own overhead.
+
+The floor is measured in the same run: 20 x one forward+backward pass (gradient with
+respect to the input) of the same batch. The harness overhead is the wall time of
+``evaluate`` divided by the time spent inside the libraries' attack calls (target <= 1.05).
+Also: DeepFool (L2, overshoot 0.02, 50 steps) on the first 200 images per backend, with
+robust accuracy and the top-2 logit margin of the points each backend returns.
+
+    python benchmarks/attack_overhead.py [--n 1000] [--device cpu|cuda] [--epochs 1]
+
+Uses Fashion-MNIST (``/usr/share/datasets/fashion-mnist`` or ``$ART_DENOISE_DATA``) and
+falls back to the digits when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from art_denoise.attacks.backends import available_backends, get_backend
+from art_denoise.attacks.spec import AttackSpec
+from art_denoise.data import load_dataset
+from art_denoise.estimators import resolve_device
+from art_denoise.evaluation import evaluate
+from art_denoise.models import create_model
+from art_denoise.training import train_standard
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def floor_seconds(model, x, y, steps: int, device: torch.device, batch_size: int) -> float:
+    """``steps`` x one forward+backward w.r.t. the input, batch by batch (the floor)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    _sync(device)
+    tic = time.perf_counter()
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        for _ in range(steps):
+            xa = xb.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(F.cross_entropy(model(xa), yb), xa)
+            xb = (xb + 1e-3 * g.sign()).clamp(0, 1)
+    _sync(device)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return time.perf_counter() - tic
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--deepfool-n", type=int, default=200)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    try:
+        data = load_dataset("fashion-mnist", n_train=10_000, n_test=args.n)
+    except FileNotFoundError:
+        data = load_dataset("digits", n_test=args.n)
+    torch.manual_seed(0)
+    model = create_model("smallcnn", input_shape=data.input_shape, num_classes=data.num_classes)
+    train_standard(model, data.x_train, data.y_train, epochs=args.epochs, batch_size=128,
+                   device=device, progress=False)
+    x = torch.from_numpy(data.x_test).to(device)
+    y = torch.from_numpy(data.y_test).to(device)
+    backends = available_backends()
+    spec = AttackSpec(attack="pgd", norm="inf", eps=0.1, step_size=0.0125, steps=20,
+                      random_start=True, batch_size=args.batch_size)
+    print(f"data {data.name}: {len(x)} images, device {device}, torch {torch.__version__}")
+
+    for b in backends:  # warm-up (imports, first-call costs)
+        get_backend(b).run(model, x[:8], y[:8], spec.replace(steps=1))
+    floor = floor_seconds(model, x, y, spec.steps, device, args.batch_size)
+    print(f"\nPGD-20 Linf eps=0.1, batch {args.batch_size}; floor (20 x fwd+bwd) {floor:.2f} s")
+    print(f"{'backend':<14}{'seconds':>9}{'x floor':>9}{'robust acc':>12}")
+    for b in backends:
+        engine = get_backend(b)
+        _sync(device)
+        tic = time.perf_counter()
+        x_adv = engine.run(model, x, y, spec)
+        _sync(device)
+        sec = time.perf_counter() - tic
+        with torch.no_grad():
+            acc = float((model(x_adv).argmax(1) == y).float().mean())
+        print(f"{b:<14}{sec:9.2f}{sec / floor:9.2f}{acc:12.1%}")
+
+    # The harness: evaluate() over all backends vs the time inside the libraries' calls.
+    engines = [get_backend(b) for b in backends]
+    _sync(device)
+    tic = time.perf_counter()
+    evaluate(model, x, y, attacks=[spec], backends=engines, device=device, progress=False)
+    _sync(device)
+    total = time.perf_counter() - tic
+    inside = sum(e.library_seconds for e in engines)
+    print(f"\nharness: evaluate {total:.2f} s, inside the libraries {inside:.2f} s, "
+          f"overhead {total / inside:.3f} (target <= 1.05)")
+
+    n = min(args.deepfool_n, len(x))
+    df = AttackSpec(attack="deepfool", norm="2", eps=None, steps=50, overshoot=0.02,
+                    candidates=data.num_classes, batch_size=n)
+    print(f"\nDeepFool L2, overshoot 0.02, 50 steps, {n} images")
+    print(f"{'backend':<14}{'seconds':>9}{'robust acc':>12}{'median L2':>11}{'margin<1e-4':>13}")
+    for b in backends:
+        tic = time.perf_counter()
+        x_adv = get_backend(b).run(model, x[:n], y[:n], df)
+        sec = time.perf_counter() - tic
+        with torch.no_grad():
+            clean_ok = model(x[:n]).argmax(1) == y[:n]
+            logits = model(x_adv)
+        top2 = logits.topk(2, dim=1).values
+        tiny = float(((top2[:, 0] - top2[:, 1]) < 1e-4).float().mean())
+        acc = float(((logits.argmax(1) == y[:n]) & clean_ok).float().mean())
+        l2 = float((x_adv - x[:n]).flatten(1).norm(dim=1).median())
+        print(f"{b:<14}{sec:9.2f}{acc:12.1%}{l2:11.3f}{tiny:13.1%}")
+
+
+if __name__ == "__main__":
+    main()
