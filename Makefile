@@ -34,6 +34,7 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy art_denoise
 
 format: setup
 	$(VENV)/bin/ruff format .

@@ -24,7 +24,19 @@ _EXPORTS: dict[str, str] = {
     "load_dataset": "art_denoise.data",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "AttackSpec",
+    "Report",
+    "__version__",
+    "available_backends",
+    "create_model",
+    "evaluate",
+    "get_backend",
+    "load_dataset",
+    "load_model",
+    "save_model",
+    "to_art_classifier",
+]
 
 if TYPE_CHECKING:
     from art_denoise.attacks.backends import available_backends, get_backend

@@ -24,7 +24,9 @@ def comma_floats(text: str) -> list[float]:
     try:
         return [float(t) for t in comma_list(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def make_specs(
@@ -50,15 +52,32 @@ def make_specs(
         if name not in CLI_ATTACKS:
             raise ValueError(f"unknown attack {name!r}; expected one of {', '.join(CLI_ATTACKS)}")
         if name == "deepfool":
-            specs.append(AttackSpec(attack="deepfool", norm="2", eps=None, steps=deepfool_steps,
-                                    overshoot=overshoot, batch_size=batch_size))
+            specs.append(
+                AttackSpec(
+                    attack="deepfool",
+                    norm="2",
+                    eps=None,
+                    steps=deepfool_steps,
+                    overshoot=overshoot,
+                    batch_size=batch_size,
+                )
+            )
             continue
         for eps in eps_values:
             if name == "fgsm":
                 specs.append(AttackSpec(attack="fgsm", norm=norm, eps=eps, batch_size=batch_size))
             else:
                 step = step_size if step_size is not None else eps / 8
-                specs.append(AttackSpec(attack="pgd", norm=norm, eps=eps, step_size=step,
-                                        steps=steps, random_start=random_start,
-                                        restarts=restarts, batch_size=batch_size))
+                specs.append(
+                    AttackSpec(
+                        attack="pgd",
+                        norm=norm,
+                        eps=eps,
+                        step_size=step,
+                        steps=steps,
+                        random_start=random_start,
+                        restarts=restarts,
+                        batch_size=batch_size,
+                    )
+                )
     return specs

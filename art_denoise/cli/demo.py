@@ -39,17 +39,31 @@ def run(args: argparse.Namespace) -> int:
     from art_denoise.models import create_model, save_model
     from art_denoise.training import train_standard
 
-    backends = [b.strip() for b in args.backends.split(",")] if args.backends else available_backends()
+    backends = (
+        [b.strip() for b in args.backends.split(",")] if args.backends else available_backends()
+    )
     missing = [b for b in ("torchattacks", "foolbox") if b not in available_backends()]
     if missing and not args.backends:
-        print(f"note: backend plugin(s) not installed: {', '.join(missing)} "
-              "(see plugins/*/README.md)", file=sys.stderr)
+        print(
+            f"note: backend plugin(s) not installed: {', '.join(missing)} "
+            "(see plugins/*/README.md)",
+            file=sys.stderr,
+        )
     device = resolve_device(args.device)
     data = load_dataset("digits")
     torch.manual_seed(args.seed)
     model = create_model("smallcnn", input_shape=data.input_shape, num_classes=data.num_classes)
-    train_standard(model, data.x_train, data.y_train, epochs=args.epochs, batch_size=64, lr=1e-3,
-                   seed=args.seed, device=device, progress=not args.quiet)
+    train_standard(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=args.epochs,
+        batch_size=64,
+        lr=1e-3,
+        seed=args.seed,
+        device=device,
+        progress=not args.quiet,
+    )
     x_test = torch.from_numpy(data.x_test).to(device)
     acc = float((predict(model, x_test).cpu() == torch.from_numpy(data.y_test)).float().mean())
     print(f"baseline small CNN on digits: {acc:.1%} test accuracy ({len(data.x_test)} images)")
@@ -66,9 +80,17 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     out = report.save(args.out)
-    save_model(model, out / "baseline.safetensors",
-               metadata={"dataset": "digits", "training": "standard", "epochs": args.epochs,
-                         "seed": args.seed, "test_accuracy": acc})
+    save_model(
+        model,
+        out / "baseline.safetensors",
+        metadata={
+            "dataset": "digits",
+            "training": "standard",
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "test_accuracy": acc,
+        },
+    )
     print()
     print(report.summary_table())
     print(f"\nreport: {out / 'report.md'}; model: {out / 'baseline.safetensors'}")

@@ -23,15 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``evaluate`` and ``demo``: the threat model and the backends."""
     p.add_argument("--attacks", type=comma_list, default=["pgd"], help="e.g. pgd,fgsm,deepfool")
-    p.add_argument("--backends", type=comma_list, default=None,
-                   help="e.g. art,torchattacks,foolbox (default: every installed backend)")
+    p.add_argument(
+        "--backends",
+        type=comma_list,
+        default=None,
+        help="e.g. art,torchattacks,foolbox (default: every installed backend)",
+    )
     p.add_argument("--eps", type=comma_floats, default=[0.1], help="budget(s), e.g. 0.1,0.2")
     p.add_argument("--norm", choices=("inf", "2"), default="inf")
     p.add_argument("--steps", type=int, default=20, help="PGD iterations")
     p.add_argument("--step-size", type=float, default=None, help="PGD step (default eps/8)")
     p.add_argument("--restarts", type=int, default=1, help="PGD random restarts")
-    p.add_argument("--no-random-start", dest="random_start", action="store_false",
-                   help="start PGD at the clean image")
+    p.add_argument(
+        "--no-random-start",
+        dest="random_start",
+        action="store_false",
+        help="start PGD at the clean image",
+    )
     p.add_argument("--deepfool-steps", type=int, default=50)
     p.add_argument("--overshoot", type=float, default=0.02, help="DeepFool overshoot")
     p.add_argument("--batch-size", type=int, default=256)

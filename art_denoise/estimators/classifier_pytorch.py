@@ -32,8 +32,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     kind = device.split(":", 1)[0]
     check_choice("device", kind, ("cpu", "cuda"))
     if kind == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"device {device!r} asked for but CUDA is not available; using the CPU",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"device {device!r} asked for but CUDA is not available; using the CPU",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return torch.device("cpu")
     return torch.device(device)
 
@@ -116,5 +119,7 @@ def _dry_run(model: nn.Module, shape: tuple[int, ...], device: torch.device) -> 
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"model must return (B, classes) logits for input (2, *{shape}), got {got}")
+        raise ValueError(
+            f"model must return (B, classes) logits for input (2, *{shape}), got {got}"
+        )
     return int(out.shape[1])

@@ -164,7 +164,9 @@ def evaluate(
                             restarts=spec.restarts,
                             targeted=spec.targeted,
                             robust_accuracy=float(correct.float().mean()),
-                            attack_success_rate=attack_success_rate(clean_pred, adv_pred, yt, target),
+                            attack_success_rate=attack_success_rate(
+                                clean_pred, adv_pred, yt, target
+                            ),
                             l2_dissimilarity=l2_dissimilarity(xt, x_adv),
                             max_perturbation=max_perturbation(xt, x_adv, spec.norm),
                             seconds=seconds,

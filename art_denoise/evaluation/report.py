@@ -125,7 +125,9 @@ class Report:
                 name=m["name"],
                 defense=m["defense"],
                 clean_accuracy=m["clean_accuracy"],
-                results=[AttackResult(**{k: v for k, v in r.items() if k in names}) for r in m["results"]],
+                results=[
+                    AttackResult(**{k: v for k, v in r.items() if k in names}) for r in m["results"]
+                ],
                 all_or_nothing_accuracy=m["all_or_nothing_accuracy"],
             )
             for m in data["models"]
@@ -164,12 +166,33 @@ class Report:
                 f"{m.all_or_nothing_accuracy:.2%}.",
                 "",
             ]
-            header = ["attack", "backend", "eps", "step", "steps", "restarts", "robust acc.",
-                      "success rate", "L2 dissim.", "max ‖δ‖", "seconds"]
+            header = [
+                "attack",
+                "backend",
+                "eps",
+                "step",
+                "steps",
+                "restarts",
+                "robust acc.",
+                "success rate",
+                "L2 dissim.",
+                "max ‖δ‖",
+                "seconds",
+            ]
             rows = [
-                [r.attack, r.backend, _fmt(r.eps), _fmt(r.step_size), str(r.steps), str(r.restarts),
-                 f"{r.robust_accuracy:.2%}", f"{r.attack_success_rate:.2%}",
-                 f"{r.l2_dissimilarity:.4f}", f"{r.max_perturbation:.4f}", f"{r.seconds:.2f}"]
+                [
+                    r.attack,
+                    r.backend,
+                    _fmt(r.eps),
+                    _fmt(r.step_size),
+                    str(r.steps),
+                    str(r.restarts),
+                    f"{r.robust_accuracy:.2%}",
+                    f"{r.attack_success_rate:.2%}",
+                    f"{r.l2_dissimilarity:.4f}",
+                    f"{r.max_perturbation:.4f}",
+                    f"{r.seconds:.2f}",
+                ]
                 for r in m.results
             ]
             lines.append(_markdown_table(header, rows))
@@ -190,7 +213,7 @@ class Report:
 
         n = max(len(self.models), 1)
         fig, axes = plt.subplots(1, n, figsize=(max(6.0, 4.5 * n), 4.0), squeeze=False)
-        for ax, m in zip(axes[0], self.models):
+        for ax, m in zip(axes[0], self.models, strict=False):
             keys = list(dict.fromkeys(r.key for r in m.results))
             backends = list(dict.fromkeys(r.backend for r in m.results))
             width = 0.8 / max(len(backends), 1)
@@ -252,8 +275,15 @@ def _summary_rows(models: list[ModelReport]) -> tuple[list[str], list[list[str]]
     for m in models:
         worst, spread = m.worst_case(), m.backend_spread
         cells = [f"{worst[k]:.1%} (±{spread[k]:.1%})" if k in worst else "-" for k in keys]
-        rows.append([m.name, m.defense, f"{m.clean_accuracy:.1%}", *cells,
-                     f"{m.all_or_nothing_accuracy:.1%}"])
+        rows.append(
+            [
+                m.name,
+                m.defense,
+                f"{m.clean_accuracy:.1%}",
+                *cells,
+                f"{m.all_or_nothing_accuracy:.1%}",
+            ]
+        )
     return header, rows
 
 
@@ -264,7 +294,7 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _format_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
-    body = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    body = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])

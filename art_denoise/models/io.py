@@ -97,7 +97,9 @@ def save_model(
     }
     json.dumps(description)  # fail before writing anything if it is not JSON-able
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata={"schema": MODEL_SCHEMA}))
+    atomic_write_with(
+        path, lambda tmp: save_file(tensors, str(tmp), metadata={"schema": MODEL_SCHEMA})
+    )
     description["sha256"] = _sha256(path)
     atomic_write_text(_json_path(path), json.dumps(description, indent=2) + "\n")
     return path
@@ -116,7 +118,9 @@ def read_description(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFileError(f"corrupt model description {str(jpath)!r}: {err}") from None
     if not isinstance(description, dict) or description.get("schema") != MODEL_SCHEMA:
-        raise ModelFileError(f"{str(jpath)!r} is not an art-denoise model description ({MODEL_SCHEMA})")
+        raise ModelFileError(
+            f"{str(jpath)!r} is not an art-denoise model description ({MODEL_SCHEMA})"
+        )
     return description
 
 

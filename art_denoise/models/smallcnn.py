@@ -60,7 +60,9 @@ class SmallCNN(nn.Module):
         super().__init__()
         c, h, w = (int(v) for v in input_shape)
         if h % 4 or w % 4:
-            raise ValueError(f"SmallCNN needs H and W divisible by 4, got input_shape {tuple(input_shape)}")
+            raise ValueError(
+                f"SmallCNN needs H and W divisible by 4, got input_shape {tuple(input_shape)}"
+            )
         if len(widths) != 2:
             raise ValueError(f"widths must have 2 entries, got {list(widths)}")
         self.input_shape = (c, h, w)

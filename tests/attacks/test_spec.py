@@ -19,13 +19,17 @@ BAD = {
     "negative eps": BadSpec({"attack": "fgsm", "eps": -0.1}, ValueError, "eps must be"),
     "nan eps": BadSpec({"attack": "fgsm", "eps": float("nan")}, ValueError, "eps must be"),
     "string eps": BadSpec({"attack": "fgsm", "eps": "0.1"}, TypeError, "eps must be a number"),
-    "pgd without step": BadSpec({"attack": "pgd", "eps": 0.1, "steps": 10}, ValueError, "step_size"),
+    "pgd without step": BadSpec(
+        {"attack": "pgd", "eps": 0.1, "steps": 10}, ValueError, "step_size"
+    ),
     "pgd zero step": BadSpec({"attack": "pgd", "step_size": 0.0}, ValueError, "step_size"),
     "zero steps": BadSpec({"attack": "pgd", "step_size": 0.01, "steps": 0}, ValueError, "steps"),
     "fgsm two steps": BadSpec({"attack": "fgsm", "steps": 2}, ValueError, "single step"),
     "fgsm other step": BadSpec({"attack": "fgsm", "step_size": 0.5}, ValueError, "fgsm steps"),
     "unknown norm": BadSpec({"attack": "pgd", "norm": "l1", "step_size": 0.1}, ValueError, "norm"),
-    "targeted deepfool": BadSpec({"attack": "deepfool", "targeted": True}, ValueError, "untargeted"),
+    "targeted deepfool": BadSpec(
+        {"attack": "deepfool", "targeted": True}, ValueError, "untargeted"
+    ),
     "pgd eps none": BadSpec({"attack": "pgd", "eps": None, "step_size": 0.1}, ValueError, "eps"),
     "zero restarts": BadSpec({"attack": "fgsm", "restarts": 0}, ValueError, "restarts"),
     "float batch": BadSpec({"attack": "fgsm", "batch_size": 1.5}, TypeError, "batch_size"),
@@ -41,8 +45,15 @@ def test_bad_specs_name_the_value(case: BadSpec) -> None:
 
 @pytest.mark.parametrize(
     ("norm", "expected"),
-    [("inf", "inf"), ("linf", "inf"), (np.inf, "inf"), (float("inf"), "inf"), (2, "2"),
-     ("l2", "2"), ("L2", "2")],
+    [
+        ("inf", "inf"),
+        ("linf", "inf"),
+        (np.inf, "inf"),
+        (float("inf"), "inf"),
+        (2, "2"),
+        ("l2", "2"),
+        ("L2", "2"),
+    ],
 )
 def test_norm_aliases(norm: Any, expected: str) -> None:
     assert normalize_norm(norm) == expected

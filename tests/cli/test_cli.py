@@ -13,22 +13,44 @@ from art_denoise.models import load_model
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "report"
-    code = main(["demo", "--out", str(out), "--epochs", "8", "--backends", "art", "--quiet",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--epochs",
+            "8",
+            "--backends",
+            "art",
+            "--quiet",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     return out
 
 
 def test_demo_end_to_end(demo_dir, capsys) -> None:
     names = sorted(p.name for p in demo_dir.iterdir())
-    assert names == ["baseline.json", "baseline.safetensors", "report.json", "report.md",
-                     "robust_accuracy.png"]
+    assert names == [
+        "baseline.json",
+        "baseline.safetensors",
+        "report.json",
+        "report.md",
+        "robust_accuracy.png",
+    ]
     report = json.loads((demo_dir / "report.json").read_text())
     (model,) = report["models"]
     assert report["dataset"]["n_samples"] == 360
     keys = {f"{r['attack']}@{r['eps']}" for r in model["results"]}
-    assert keys == {"fgsm-linf@0.1", "fgsm-linf@0.2", "pgd-linf@0.1", "pgd-linf@0.2",
-                    "deepfool-l2@None"}
+    assert keys == {
+        "fgsm-linf@0.1",
+        "fgsm-linf@0.2",
+        "pgd-linf@0.1",
+        "pgd-linf@0.2",
+        "deepfool-l2@None",
+    }
     assert model["clean_accuracy"] > 0.85
     pgd = {r["eps"]: r for r in model["results"] if r["attack"] == "pgd-linf"}
     assert pgd[0.2]["robust_accuracy"] <= pgd[0.1]["robust_accuracy"] < model["clean_accuracy"]
@@ -37,9 +59,28 @@ def test_demo_end_to_end(demo_dir, capsys) -> None:
 
 def test_evaluate_reads_the_demo_model(demo_dir, tmp_path, capsys) -> None:
     out = tmp_path / "eval"
-    code = main(["evaluate", "--model", str(demo_dir / "baseline.safetensors"), "--dataset",
-                 "digits", "--attacks", "pgd,fgsm", "--backends", "art", "--eps", "0.1",
-                 "--steps", "5", "--n-samples", "50", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(demo_dir / "baseline.safetensors"),
+            "--dataset",
+            "digits",
+            "--attacks",
+            "pgd,fgsm",
+            "--backends",
+            "art",
+            "--eps",
+            "0.1",
+            "--steps",
+            "5",
+            "--n-samples",
+            "50",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"]["n_samples"] == 50
@@ -66,10 +107,13 @@ def test_bad_input_exit_codes(demo_dir, tmp_path, capsys, extra, code, message) 
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\0" * 8 + (demo_dir / "baseline.safetensors").read_bytes()[8:])
     (tmp_path / "corrupt.json").write_text((demo_dir / "baseline.json").read_text())
-    args = {"--model": str(demo_dir / "baseline.safetensors"), "--dataset": "digits",
-            "--out": str(tmp_path / "out")}
+    args = {
+        "--model": str(demo_dir / "baseline.safetensors"),
+        "--dataset": "digits",
+        "--out": str(tmp_path / "out"),
+    }
     extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
-    for flag, value in zip(extra[::2], extra[1::2]):
+    for flag, value in zip(extra[::2], extra[1::2], strict=True):
         args[flag] = value
     argv = ["evaluate", "--quiet", "--steps", "2", "--n-samples", "10"]
     for flag, value in args.items():
@@ -91,9 +135,11 @@ def test_argparse_usage_error_exits_2() -> None:
 def test_full_demo_console_script(tmp_path) -> None:
     """The README's main job: every installed backend, default settings, >= 95% accuracy."""
     proc = subprocess.run(
-        [sys.executable, "-m", "art_denoise.cli.main", "demo", "--out", str(tmp_path),
-         "--quiet"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [sys.executable, "-m", "art_denoise.cli.main", "demo", "--out", str(tmp_path), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "report.json").read_text())

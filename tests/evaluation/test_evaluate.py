@@ -18,9 +18,20 @@ FGSM = AttackSpec(attack="fgsm", eps=0.1)
 PGD1 = AttackSpec(attack="pgd", eps=0.1, step_size=0.0125, steps=20, random_start=True)
 PGD2 = AttackSpec(attack="pgd", eps=0.2, step_size=0.025, steps=20, random_start=True)
 
-RESULT_KEYS = {"attack", "backend", "norm", "eps", "step_size", "steps", "random_start",
-               "robust_accuracy", "attack_success_rate", "l2_dissimilarity", "max_perturbation",
-               "seconds"}
+RESULT_KEYS = {
+    "attack",
+    "backend",
+    "norm",
+    "eps",
+    "step_size",
+    "steps",
+    "random_start",
+    "robust_accuracy",
+    "attack_success_rate",
+    "l2_dissimilarity",
+    "max_perturbation",
+    "seconds",
+}
 
 
 def _fgsm_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -32,8 +43,16 @@ def _fgsm_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
 @pytest.fixture
 def report(digits_model, digits) -> Report:
     _, _, x_te, y_te = digits
-    return evaluate(digits_model, x_te[:120], y_te[:120], attacks=[FGSM, PGD1, PGD2],
-                    backends=["art"], dataset="digits", progress=False, device="cpu")
+    return evaluate(
+        digits_model,
+        x_te[:120],
+        y_te[:120],
+        attacks=[FGSM, PGD1, PGD2],
+        backends=["art"],
+        dataset="digits",
+        progress=False,
+        device="cpu",
+    )
 
 
 def test_report_schema(report: Report) -> None:
@@ -42,11 +61,17 @@ def test_report_schema(report: Report) -> None:
     assert d["dataset"] == {"name": "digits", "split": "test", "n_samples": 120}
     assert set(d["environment"]) >= {"torch", "art", "torchattacks", "foolbox", "device"}
     (m,) = d["models"]
-    assert set(m) == {"name", "defense", "clean_accuracy", "results", "backend_spread",
-                      "all_or_nothing_accuracy"}
+    assert set(m) == {
+        "name",
+        "defense",
+        "clean_accuracy",
+        "results",
+        "backend_spread",
+        "all_or_nothing_accuracy",
+    }
     assert len(m["results"]) == 3
     for r in m["results"]:
-        assert RESULT_KEYS <= set(r)
+        assert set(r) >= RESULT_KEYS
         assert 0 <= r["robust_accuracy"] <= m["clean_accuracy"] <= 1
         assert r["max_perturbation"] <= r["eps"] + 1e-6
     assert set(m["backend_spread"]) == {"fgsm-linf@0.1", "pgd-linf@0.1", "pgd-linf@0.2"}
@@ -89,8 +114,11 @@ def test_metrics_reference_values() -> None:
 
 def test_save_writes_three_files_and_round_trips(report: Report, tmp_path) -> None:
     out = report.save(tmp_path / "rep")
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md",
-                                                     "robust_accuracy.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "report.json",
+        "report.md",
+        "robust_accuracy.png",
+    ]
     assert (out / "robust_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
     assert "| model | defense | clean |" in md and "pgd-linf@0.2" in md
@@ -101,9 +129,15 @@ def test_save_writes_three_files_and_round_trips(report: Report, tmp_path) -> No
 def test_several_models_and_defense_names(digits_model, digits) -> None:
     _, _, x_te, y_te = digits
     untrained = type(digits_model)(input_shape=(1, 8, 8)).eval()
-    rep = evaluate({"trained": digits_model, "untrained": untrained}, x_te[:40], y_te[:40],
-                   attacks=[FGSM], defenses={"trained": "none", "untrained": "random weights"},
-                   progress=False, device="cpu")
+    rep = evaluate(
+        {"trained": digits_model, "untrained": untrained},
+        x_te[:40],
+        y_te[:40],
+        attacks=[FGSM],
+        defenses={"trained": "none", "untrained": "random weights"},
+        progress=False,
+        device="cpu",
+    )
     assert [m.name for m in rep.models] == ["trained", "untrained"]
     assert rep.models[1].defense == "random weights"
 
@@ -111,8 +145,7 @@ def test_several_models_and_defense_names(digits_model, digits) -> None:
 def test_targeted_attack_reports_target_success(digits_model, digits) -> None:
     _, _, x_te, y_te = digits
     spec = AttackSpec(attack="pgd", eps=0.3, step_size=0.03, steps=30, targeted=True)
-    rep = evaluate(digits_model, x_te[:60], y_te[:60], attacks=[spec], progress=False,
-                   device="cpu")
+    rep = evaluate(digits_model, x_te[:60], y_te[:60], attacks=[spec], progress=False, device="cpu")
     r = rep.models[0].results[0]
     assert r.targeted and r.attack_success_rate > 0.8
 
@@ -120,8 +153,7 @@ def test_targeted_attack_reports_target_success(digits_model, digits) -> None:
 def test_model_state_is_restored(digits_model, digits) -> None:
     _, _, x_te, y_te = digits
     digits_model.train()
-    evaluate(digits_model, x_te[:20], y_te[:20], attacks=[FGSM, PGD1], progress=False,
-             device="cpu")
+    evaluate(digits_model, x_te[:20], y_te[:20], attacks=[FGSM, PGD1], progress=False, device="cpu")
     assert all(m.training for m in digits_model.modules())
     assert all(p.grad is None and p.requires_grad for p in digits_model.parameters())
 
@@ -141,12 +173,18 @@ def test_model_state_is_restored(digits_model, digits) -> None:
 )
 def test_bad_input(digits_model, digits, kwargs, error, match) -> None:
     _, _, x_te, y_te = digits
-    args = {"model": digits_model, "x": x_te[:4], "y": y_te[:4], "attacks": [FGSM],
-            "backends": ["art"]}
+    args = {
+        "model": digits_model,
+        "x": x_te[:4],
+        "y": y_te[:4],
+        "attacks": [FGSM],
+        "backends": ["art"],
+    }
     args.update(kwargs)
     with pytest.raises(error, match=match):
-        evaluate(args.pop("model"), args.pop("x"), args.pop("y"), progress=False, device="cpu",
-                 **args)
+        evaluate(
+            args.pop("model"), args.pop("x"), args.pop("y"), progress=False, device="cpu", **args
+        )
 
 
 class _Scripted(AttackBackend):

@@ -70,7 +70,7 @@ def attack_guard(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, mode in modes:
             m.training = mode
-        for p, flag, grad in zip(params, flags, grads):
+        for p, flag, grad in zip(params, flags, grads, strict=True):
             p.requires_grad_(flag)
             p.grad = grad
 
@@ -241,4 +241,3 @@ class AttackBackend(abc.ABC):
                 f"backend {self.name!r} exceeded the budget for {spec.key}: "
                 f"||delta||_{spec.norm} = {largest:.8g} > eps = {spec.eps:g}"
             )
-
