@@ -176,16 +176,21 @@ class AttackBackend(abc.ABC):
             seed: seeds torch, numpy and ``random`` before each restart.
 
         Returns:
-            Adversarial images, float32, on ``x``'s device, within the eps-ball and [0, 1].
+            Adversarial images, float32, on ``x``'s device (a numpy input gives a CPU tensor),
+            within the eps-ball and [0, 1]. The attack runs on the model's device.
         """
         if not isinstance(spec, AttackSpec):
             raise TypeError(f"spec must be an AttackSpec, got {type(spec).__name__}")
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.check(spec)
-        xt = as_float_images(x)
-        if len(xt) == 0:
-            return xt.clone()
+        x_in = as_float_images(x)
+        device = next(iter(model.parameters()), x_in.new_empty(0)).device
+        xt = x_in.to(device)
+        if len(xt) == 0 or spec.eps == 0:
+            # The eps-ball of radius 0 is {x}: nothing to attack (and some libraries
+            # refuse a zero step or divide 0 by 0).
+            return x_in.clone()
         num_classes = infer_num_classes(model, xt)
         yt = as_labels(y, n=len(xt), num_classes=num_classes).to(xt.device)
         x_adv = xt.clone()
@@ -223,7 +228,7 @@ class AttackBackend(abc.ABC):
                 if not bool(todo.any()):
                     break
         self._check_budget(xt, x_adv, spec)
-        return x_adv
+        return x_adv.to(x_in.device)
 
     def _check_budget(self, x: torch.Tensor, x_adv: torch.Tensor, spec: AttackSpec) -> None:
         if not bool(torch.isfinite(x_adv).all()):
