@@ -68,13 +68,27 @@ def main() -> None:
         data = load_dataset("digits", n_test=args.n)
     torch.manual_seed(0)
     model = create_model("smallcnn", input_shape=data.input_shape, num_classes=data.num_classes)
-    train_standard(model, data.x_train, data.y_train, epochs=args.epochs, batch_size=128,
-                   device=device, progress=False)
+    train_standard(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=args.epochs,
+        batch_size=128,
+        device=device,
+        progress=False,
+    )
     x = torch.from_numpy(data.x_test).to(device)
     y = torch.from_numpy(data.y_test).to(device)
     backends = available_backends()
-    spec = AttackSpec(attack="pgd", norm="inf", eps=0.1, step_size=0.0125, steps=20,
-                      random_start=True, batch_size=args.batch_size)
+    spec = AttackSpec(
+        attack="pgd",
+        norm="inf",
+        eps=0.1,
+        step_size=0.0125,
+        steps=20,
+        random_start=True,
+        batch_size=args.batch_size,
+    )
     print(f"data {data.name}: {len(x)} images, device {device}, torch {torch.__version__}")
 
     for b in backends:  # warm-up (imports, first-call costs)
@@ -101,12 +115,21 @@ def main() -> None:
     _sync(device)
     total = time.perf_counter() - tic
     inside = sum(e.library_seconds for e in engines)
-    print(f"\nharness: evaluate {total:.2f} s, inside the libraries {inside:.2f} s, "
-          f"overhead {total / inside:.3f} (target <= 1.05)")
+    print(
+        f"\nharness: evaluate {total:.2f} s, inside the libraries {inside:.2f} s, "
+        f"overhead {total / inside:.3f} (target <= 1.05)"
+    )
 
     n = min(args.deepfool_n, len(x))
-    df = AttackSpec(attack="deepfool", norm="2", eps=None, steps=50, overshoot=0.02,
-                    candidates=data.num_classes, batch_size=n)
+    df = AttackSpec(
+        attack="deepfool",
+        norm="2",
+        eps=None,
+        steps=50,
+        overshoot=0.02,
+        candidates=data.num_classes,
+        batch_size=n,
+    )
     print(f"\nDeepFool L2, overshoot 0.02, 50 steps, {n} images")
     print(f"{'backend':<14}{'seconds':>9}{'robust acc':>12}{'median L2':>11}{'margin<1e-4':>13}")
     for b in backends:
