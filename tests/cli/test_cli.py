@@ -36,12 +36,16 @@ def test_demo_end_to_end(demo_dir, capsys) -> None:
     assert names == [
         "baseline.json",
         "baseline.safetensors",
+        "denoise.json",
+        "denoise.safetensors",
         "report.json",
         "report.md",
         "robust_accuracy.png",
     ]
     report = json.loads((demo_dir / "report.json").read_text())
-    (model,) = report["models"]
+    model, denoise = report["models"]
+    assert (model["name"], denoise["name"]) == ("baseline", "denoise")
+    assert "non-local" in denoise["defense"] and denoise["clean_accuracy"] > 0.85
     assert report["dataset"]["n_samples"] == 360
     keys = {f"{r['attack']}@{r['eps']}" for r in model["results"]}
     assert keys == {
