@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from art_denoise._forward import eval_forward
 from art_denoise.blocks.denoising import DenoisingBlock
 from art_denoise.models.io import MODEL_TRANSFORMS, record_transform
 
@@ -139,17 +140,7 @@ def _output_shapes(
 
         return hook
 
-    handles = [modules[n].register_forward_hook(recorder(n)) for n in names]
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
+    eval_forward(model, x, [modules[n].register_forward_hook(recorder(n)) for n in names])
     out: dict[str, tuple[int, ...]] = {}
     for name in names:
         if name not in shapes:

@@ -19,10 +19,6 @@ __all__ = ["build_parser", "main"]
 COMMANDS = {"demo": demo, "evaluate": evaluate_cmd}
 
 
-class UsageError(ValueError):
-    """A mistake in the command line."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="art-denoise",

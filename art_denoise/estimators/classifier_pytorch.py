@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from art_denoise._forward import eval_forward
 from art_denoise._validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
@@ -110,13 +111,7 @@ def to_art_classifier(
 
 
 def _dry_run(model: nn.Module, shape: tuple[int, ...], device: torch.device) -> int:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros((2, *shape), device=device))
-    finally:
-        model.train(was_training)
+    out = eval_forward(model, torch.zeros((2, *shape), device=device))
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
+from art_denoise._forward import eval_forward
 from art_denoise._io import atomic_path
 from art_denoise._validation import check_positive_int
 from art_denoise.blocks.denoising import DenoisingBlock
@@ -58,16 +59,7 @@ def _capture(
             block.register_forward_pre_hook(lambda m, args: keep("features", args[0])),
             block.filter.register_forward_hook(lambda m, a, out: keep("filtered", out)),
         ]
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for m, mode in modes.items():
-            m.training = mode
+    eval_forward(model, x, handles)
     if "features" not in seen:
         raise ValueError("the layer was not called in the model's forward pass")
     return seen["features"], seen.get("filtered")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from art_denoise._forward import eval_forward
 from art_denoise._validation import as_float_images, as_labels
 from art_denoise.attacks.spec import AttackSpec
 
@@ -82,8 +83,7 @@ def infer_num_classes(model: nn.Module, x: torch.Tensor) -> int:
         ValueError: the output is not a 2-D (B, classes) tensor of logits.
     """
     probe = x[:2]
-    with attack_guard(model), torch.no_grad():
-        out = model(probe)
+    out = eval_forward(model, probe)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != probe.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
