@@ -1,7 +1,39 @@
-"""Training loops (torch only; the ART trainers wrap them)."""
+"""Training (torch only; the ART trainers in :mod:`art_denoise.trainers` wrap it).
+
+- :func:`train_standard`: the plain baseline.
+- :func:`fit`: the one robust-training loop (methods, PCL, checkpoints, DDP, AMP).
+- :mod:`~art_denoise.training.methods`: standard, PGD (Madry / Xie), mix, fast.
+- :class:`PrototypeConformityLoss`: Mustafa et al.'s class centres.
+"""
 
 from __future__ import annotations
 
+from art_denoise.training.checkpoint import CheckpointError
+from art_denoise.training.loop import FitResult, ValidationAttack, fit
+from art_denoise.training.methods import (
+    METHODS,
+    FastTraining,
+    MixTraining,
+    PGDTraining,
+    StandardTraining,
+    TrainingMethod,
+    create_method,
+)
+from art_denoise.training.pcl import PrototypeConformityLoss
 from art_denoise.training.standard import train_standard
 
-__all__ = ["train_standard"]
+__all__ = [
+    "METHODS",
+    "CheckpointError",
+    "FastTraining",
+    "FitResult",
+    "MixTraining",
+    "PGDTraining",
+    "PrototypeConformityLoss",
+    "StandardTraining",
+    "TrainingMethod",
+    "ValidationAttack",
+    "create_method",
+    "fit",
+    "train_standard",
+]

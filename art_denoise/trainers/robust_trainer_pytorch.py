@@ -1,0 +1,210 @@
+"""The shared base of the ART trainers: an ART ``Trainer`` over :func:`~art_denoise.training.fit`.
+
+ART's own trainers craft each batch's examples with numpy round trips and start over
+when killed. These run the whole loop in torch on the classifier's device, write
+checkpoints, resume, and run under ``torchrun`` unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
+from art.defences.trainer.trainer import Trainer
+from torch import nn
+
+from art_denoise._validation import check_positive_int
+from art_denoise.training.distributed import DistContext, init_distributed
+from art_denoise.training.loop import FitResult, fit
+from art_denoise.training.methods import TrainingMethod
+from art_denoise.training.pcl import PrototypeConformityLoss
+
+if TYPE_CHECKING:
+    from art.data_generators import DataGenerator
+    from art.estimators.classification import PyTorchClassifier
+
+__all__ = ["RobustTrainerPyTorch"]
+
+
+class _Preprocessed(nn.Module):
+    """The classifier's torch preprocessing (those applied at fit time), then its model."""
+
+    def __init__(self, model: nn.Module, ops: list[PreprocessorPyTorch]) -> None:
+        super().__init__()
+        self.model = model
+        self._ops = ops
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self._ops:
+            x, _ = op.forward(x, None)
+        return self.model(x)
+
+
+def _is_identity(op: Any) -> bool:
+    mean, std = getattr(op, "mean", None), getattr(op, "std", None)
+    if mean is None or std is None:
+        return False
+    return bool(np.all(np.asarray(mean) == 0) and np.all(np.asarray(std) == 1))
+
+
+class RobustTrainerPyTorch(Trainer):
+    """Base class; subclasses build their :class:`TrainingMethod` in :meth:`_method`.
+
+    Args:
+        classifier: an ART ``PyTorchClassifier`` with an optimizer and ``clip_values``.
+        nb_epochs, batch_size: training length and *global* batch size.
+        checkpoint_dir, checkpoint_every: write ``checkpoint.pt`` there every N steps and
+            at each epoch end (rank 0, atomically).
+        amp: ``None``, ``"bf16"`` or ``"fp16"`` (CUDA).
+        seed: seeds the data order and the attacks' random draws.
+        scheduler: an LR scheduler on the classifier's optimizer (stepped per step).
+        pcl: a :class:`PrototypeConformityLoss` added to the objective.
+        centre_lr: learning rate of the PCL centres' SGD optimiser.
+        distributed: join the ``torchrun`` process group when launched by it.
+        verbose: progress bar with loss, clean and adversarial accuracy.
+    """
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        *,
+        nb_epochs: int = 10,
+        batch_size: int = 128,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | None = None,
+        amp: str | None = None,
+        seed: int = 0,
+        scheduler: Any = None,
+        pcl: PrototypeConformityLoss | None = None,
+        centre_lr: float = 0.5,
+        distributed: bool = True,
+        verbose: bool = True,
+    ) -> None:
+        from art.estimators.classification import PyTorchClassifier
+
+        if not isinstance(classifier, PyTorchClassifier):
+            raise TypeError(
+                f"classifier must be an ART PyTorchClassifier, got {type(classifier).__name__}"
+            )
+        if classifier.optimizer is None:
+            raise ValueError(
+                "the classifier has no optimizer; build it with "
+                "PyTorchClassifier(..., optimizer=torch.optim.Adam(model.parameters()))"
+            )
+        if classifier.clip_values is None:
+            raise ValueError("the classifier needs clip_values, e.g. (0.0, 1.0)")
+        super().__init__(classifier)
+        self.nb_epochs = check_positive_int("nb_epochs", nb_epochs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.amp = amp
+        self.seed = seed
+        self.scheduler = scheduler
+        self.pcl = pcl
+        self.pcl_optimizer = (
+            torch.optim.SGD(pcl.parameters(), lr=centre_lr) if pcl is not None else None
+        )
+        self.distributed = distributed
+        self.verbose = verbose
+        self.last_result: FitResult | None = None
+        self._module = self._torch_module(classifier)
+
+    @staticmethod
+    def _torch_module(classifier: PyTorchClassifier) -> nn.Module:
+        ops = []
+        for op in classifier.preprocessing_operations or []:
+            if not getattr(op, "apply_fit", True) or _is_identity(op):
+                continue
+            if not isinstance(op, PreprocessorPyTorch):
+                raise ValueError(
+                    f"preprocessing step {type(op).__name__} is not a PreprocessorPyTorch: "
+                    "the trainers run in torch and need differentiable preprocessing"
+                )
+            ops.append(op)
+        model = classifier.model
+        return _Preprocessed(model, ops) if ops else model
+
+    @property
+    def clip_values(self) -> tuple[float, float]:
+        lo, hi = self._classifier.clip_values  # type: ignore[misc]
+        return float(np.min(lo)), float(np.max(hi))
+
+    def _method(self) -> TrainingMethod:
+        raise NotImplementedError
+
+    def _fit_kwargs(self, x: Any, y: Any, has_validation: bool) -> dict[str, Any]:
+        """Extra keyword arguments for :func:`fit` (validation, early stopping)."""
+        return {}
+
+    def _run(self, x: Any, y: Any, **kwargs: Any) -> FitResult:
+        clf = self._classifier
+        device = clf._device
+        ctx = init_distributed(device) if self.distributed else DistContext()
+        options: dict[str, Any] = {
+            "epochs": self.nb_epochs,
+            "batch_size": self.batch_size,
+            "num_classes": clf.nb_classes,
+            "scheduler": self.scheduler,
+            "pcl": self.pcl,
+            "pcl_optimizer": self.pcl_optimizer,
+            "seed": self.seed,
+            "device": device,
+            "checkpoint_dir": self.checkpoint_dir,
+            "checkpoint_every": self.checkpoint_every,
+            "amp": self.amp,
+            "progress": self.verbose,
+            "dist_ctx": ctx,
+        }
+        options.update(kwargs)
+        result = fit(self._module, clf.optimizer, self._method(), x, y, **options)
+        self.last_result = result
+        return result
+
+    def fit(  # type: ignore[override]
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        resume: bool = False,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        **kwargs: Any,
+    ) -> FitResult:
+        """Train the classifier's model on (x, y): NCHW images in ``clip_values``.
+
+        Args:
+            x: training images; y: integer or one-hot labels.
+            resume: continue from ``checkpoint_dir/checkpoint.pt``.
+            validation_data: held-out (x, y) evaluated with PGD-10 at each epoch end.
+            kwargs: more :func:`art_denoise.training.fit` options (e.g. ``on_step``).
+
+        Returns:
+            The history of the run; the classifier's model is trained in place.
+        """
+        extra = self._fit_kwargs(x, y, validation_data is not None)
+        x, y = extra.pop("x", x), extra.pop("y", y)
+        if validation_data is not None:
+            extra["validation"] = validation_data
+        extra.update(kwargs)
+        return self._run(x, y, resume=resume, **extra)
+
+    def fit_generator(  # type: ignore[override]
+        self, generator: DataGenerator, nb_epochs: int | None = None, **kwargs: Any
+    ) -> FitResult:
+        """Train from an ART ``DataGenerator`` (``size // batch_size`` batches per epoch)."""
+        if generator.size is None:
+            raise ValueError("the DataGenerator must know its size")
+        if nb_epochs is not None:
+            self.nb_epochs = check_positive_int("nb_epochs", nb_epochs)
+        steps = max(1, int(generator.size) // int(generator.batch_size))
+        old_batch = self.batch_size
+        self.batch_size = int(generator.batch_size)
+        try:
+            return self._run(
+                None, None, batches=generator.get_batch, steps_per_epoch=steps, **kwargs
+            )
+        finally:
+            self.batch_size = old_batch
