@@ -13,6 +13,15 @@ from art_denoise.models import create_model
 from art_denoise.training import train_standard
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on 2 shared cores torch's default threads fight each other."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test): sklearn digits, float32 NCHW in [0, 1]."""

@@ -130,7 +130,8 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     Raises:
         ModelFileError: a file is missing or corrupt, or the weights do not match.
     """
-    import art_denoise.blocks  # noqa: F401  (registers the "insert_denoising_blocks" transform)
+    import art_denoise.blocks
+    import art_denoise.blurnet  # noqa: F401  (registers the "insert_lowpass" transform)
     from art_denoise.models import MODELS
 
     path = Path(path)

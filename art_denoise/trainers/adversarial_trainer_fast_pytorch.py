@@ -86,7 +86,7 @@ class AdversarialTrainerFastPyTorch(RobustTrainerPyTorch):
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 self._classifier.optimizer,
                 max_lr=self.lr_max,
-                total_steps=steps,
+                total_steps=steps + 1,  # the last scheduler.step() stays in range
                 pct_start=0.4,
                 anneal_strategy="linear",
                 cycle_momentum=False,

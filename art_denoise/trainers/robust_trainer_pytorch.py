@@ -169,6 +169,8 @@ class RobustTrainerPyTorch(Trainer):
         x: np.ndarray,
         y: np.ndarray,
         *,
+        nb_epochs: int | None = None,
+        batch_size: int | None = None,
         resume: bool = False,
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         **kwargs: Any,
@@ -177,6 +179,8 @@ class RobustTrainerPyTorch(Trainer):
 
         Args:
             x: training images; y: integer or one-hot labels.
+            nb_epochs, batch_size: as in ART's trainers; they replace the values given to
+                the constructor.
             resume: continue from ``checkpoint_dir/checkpoint.pt``.
             validation_data: held-out (x, y) evaluated with PGD-10 at each epoch end.
             kwargs: more :func:`art_denoise.training.fit` options (e.g. ``on_step``).
@@ -184,6 +188,10 @@ class RobustTrainerPyTorch(Trainer):
         Returns:
             The history of the run; the classifier's model is trained in place.
         """
+        if nb_epochs is not None:
+            self.nb_epochs = check_positive_int("nb_epochs", nb_epochs)
+        if batch_size is not None:
+            self.batch_size = check_positive_int("batch_size", batch_size)
         extra = self._fit_kwargs(x, y, validation_data is not None)
         x, y = extra.pop("x", x), extra.pop("y", y)
         if validation_data is not None:

@@ -38,13 +38,15 @@ def test_demo_end_to_end(demo_dir, capsys) -> None:
         "baseline.safetensors",
         "denoise.json",
         "denoise.safetensors",
+        "pgd.json",
+        "pgd.safetensors",
         "report.json",
         "report.md",
         "robust_accuracy.png",
     ]
     report = json.loads((demo_dir / "report.json").read_text())
-    model, denoise = report["models"]
-    assert (model["name"], denoise["name"]) == ("baseline", "denoise")
+    model, denoise, adv = report["models"]
+    assert (model["name"], denoise["name"], adv["name"]) == ("baseline", "denoise", "pgd")
     assert "non-local" in denoise["defense"] and denoise["clean_accuracy"] > 0.85
     assert report["dataset"]["n_samples"] == 360
     keys = {f"{r['attack']}@{r['eps']}" for r in model["results"]}
@@ -59,6 +61,10 @@ def test_demo_end_to_end(demo_dir, capsys) -> None:
     pgd = {r["eps"]: r for r in model["results"] if r["attack"] == "pgd-linf"}
     assert pgd[0.2]["robust_accuracy"] <= pgd[0.1]["robust_accuracy"] < model["clean_accuracy"]
     assert pgd[0.1]["steps"] == 20 and pgd[0.1]["step_size"] == pytest.approx(0.0125)
+    # the PGD-trained model is much more robust than the baseline at the training eps
+    adv_pgd = {r["eps"]: r for r in adv["results"] if r["attack"] == "pgd-linf"}
+    assert adv["clean_accuracy"] > 0.85
+    assert adv_pgd[0.1]["robust_accuracy"] > pgd[0.1]["robust_accuracy"] + 0.1
 
 
 def test_evaluate_reads_the_demo_model(demo_dir, tmp_path, capsys) -> None:

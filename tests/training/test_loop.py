@@ -97,8 +97,18 @@ def test_checkpoint_of_another_model_is_refused(small_digits, tmp_path):
     opt = torch.optim.Adam(other.parameters())
     method = PGDTraining(eps=0.1, steps=2, prob_start_from_clean=0.3)
     with pytest.raises(CheckpointError, match="another model"):
-        fit(other, opt, method, x, y, epochs=2, batch_size=64, checkpoint_dir=tmp_path,
-            resume=True, progress=False)
+        fit(
+            other,
+            opt,
+            method,
+            x,
+            y,
+            epochs=2,
+            batch_size=64,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
     assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
 
 
@@ -108,8 +118,18 @@ def test_checkpoint_with_other_settings_is_refused(small_digits, tmp_path):
     model = _model()
     opt = torch.optim.Adam(model.parameters())
     with pytest.raises(CheckpointError, match="eps"):
-        fit(model, opt, PGDTraining(eps=0.2, steps=2, prob_start_from_clean=0.3), x, y,
-            epochs=2, batch_size=64, checkpoint_dir=tmp_path, resume=True, progress=False)
+        fit(
+            model,
+            opt,
+            PGDTraining(eps=0.2, steps=2, prob_start_from_clean=0.3),
+            x,
+            y,
+            epochs=2,
+            batch_size=64,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_resume_without_checkpoint_is_an_error(small_digits, tmp_path):
@@ -130,9 +150,20 @@ def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path, monkeypa
         if step == 14:  # end of epoch 2 (7 steps per epoch)
             saved.update({k: v.clone() for k, v in model.state_dict().items()})
 
-    result = fit(model, opt, StandardTraining(), x, y, epochs=4, batch_size=64,
-                 validation=(xv, yv), validation_attack=ValidationAttack(eps=0.1),
-                 early_stop_drop=0.2, progress=False, on_step=remember)
+    result = fit(
+        model,
+        opt,
+        StandardTraining(),
+        x,
+        y,
+        epochs=4,
+        batch_size=64,
+        validation=(xv, yv),
+        validation_attack=ValidationAttack(eps=0.1),
+        early_stop_drop=0.2,
+        progress=False,
+        on_step=remember,
+    )
     assert result.stopped_early and result.best_epoch == 2
     assert len(result.history) == 3
     for name, value in model.state_dict().items():
@@ -169,8 +200,17 @@ def test_bf16_autocast_trains_on_cpu_and_fp16_needs_cuda(small_digits):
     x, y, _, _ = small_digits
     model = _model()
     opt = torch.optim.Adam(model.parameters())
-    result = fit(model, opt, PGDTraining(eps=0.1, steps=2), x, y, epochs=1, batch_size=64,
-                 amp="bf16", progress=False)
+    result = fit(
+        model,
+        opt,
+        PGDTraining(eps=0.1, steps=2),
+        x,
+        y,
+        epochs=1,
+        batch_size=64,
+        amp="bf16",
+        progress=False,
+    )
     assert np.isfinite(result.history[0]["loss"])
     with pytest.raises(ValueError, match="fp16"):
         make_autocast("fp16", torch.device("cpu"))

@@ -31,8 +31,9 @@ def test_mix_is_the_weighted_sum_of_clean_and_fgsm_losses(digits_model, digits):
     x, y = _batch(digits)
     method = MixTraining(eps=0.1, alpha=0.3, bn_eval=False)
     digits_model.eval()
-    out = method.loss(digits_model, digits_model, x, y, method.draw(y, tuple(x.shape), 10,
-                                                                    torch.Generator()))
+    out = method.loss(
+        digits_model, digits_model, x, y, method.draw(y, tuple(x.shape), 10, torch.Generator())
+    )
     xr = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(F.cross_entropy(digits_model(xr), y), xr)
     x_adv = (x + 0.1 * g.sign()).clamp(0, 1)
@@ -73,8 +74,17 @@ def test_targeted_pgd_trains_on_the_true_label_and_attacks_a_random_one(digits_m
     assert bool((draws["target"] != y).all())
     digits_model.eval()
     out = method.loss(digits_model, digits_model, x, y, draws)
-    adv = pgd_examples(digits_model, x, draws["target"], eps=0.1, step_size=method.step_size,
-                       steps=3, random_start=False, targeted=True, generator=torch.Generator())
+    adv = pgd_examples(
+        digits_model,
+        x,
+        draws["target"],
+        eps=0.1,
+        step_size=method.step_size,
+        steps=3,
+        random_start=False,
+        targeted=True,
+        generator=torch.Generator(),
+    )
     ref = F.cross_entropy(digits_model(adv), y, reduction="none")
     assert torch.allclose(out.losses, ref, atol=1e-5)
 

@@ -12,8 +12,9 @@ from art_denoise.training import PrototypeConformityLoss, StandardTraining, fit
 def test_loss_matches_the_formula_by_hand():
     torch.manual_seed(0)
     model = create_model("smallcnn", input_shape=(1, 8, 8))
-    pcl = PrototypeConformityLoss(model, ["stage2", "head.1"], 10, pull_weight=1.0,
-                                  push_weight=0.01)
+    pcl = PrototypeConformityLoss(
+        model, ["stage2", "head.1"], 10, pull_weight=1.0, push_weight=0.01
+    )
     x = torch.rand(6, 1, 8, 8)
     y = torch.tensor([0, 1, 2, 3, 4, 4])
     logits = model(x)
@@ -28,7 +29,12 @@ def test_loss_matches_the_formula_by_hand():
             d = [float(((f[i] - c[k]) ** 2).sum().detach()) for k in range(10)]
             pull = d[int(y[i])]
             push = sum(d[k] for k in range(10) if k != int(y[i])) / 9
-            sep = sum(float(((c[a] - c[b]) ** 2).sum().detach()) for a in range(10) for b in range(10)) / 90
+            sep = (
+                sum(
+                    float(((c[a] - c[b]) ** 2).sum().detach()) for a in range(10) for b in range(10)
+                )
+                / 90
+            )
             ref[i] += pull - 0.01 * (push + sep)
     assert torch.allclose(got, ref, rtol=1e-4, atol=1e-3)
 
@@ -44,9 +50,18 @@ def test_pcl_training_pulls_features_to_their_centres(digits):
     with torch.no_grad():
         model(xt)
         before = float(pcl.loss(yt).mean())
-    fit(model, torch.optim.Adam(model.parameters(), 1e-3), StandardTraining(), x, y, epochs=3,
-        batch_size=64, pcl=pcl, pcl_optimizer=torch.optim.SGD(pcl.parameters(), lr=0.5),
-        progress=False)
+    fit(
+        model,
+        torch.optim.Adam(model.parameters(), 1e-3),
+        StandardTraining(),
+        x,
+        y,
+        epochs=3,
+        batch_size=64,
+        pcl=pcl,
+        pcl_optimizer=torch.optim.SGD(pcl.parameters(), lr=0.5),
+        progress=False,
+    )
     with torch.no_grad():
         acc = float((model(xt).argmax(1) == yt).float().mean())
         after = float(pcl.loss(yt).mean())

@@ -23,8 +23,16 @@ def _data(digits, n=64):
 def test_pgd_without_random_start_equals_torchattacks(digits_model, digits):
     torchattacks = pytest.importorskip("torchattacks")
     x, y = _data(digits)
-    ours = pgd_examples(digits_model, x, y, eps=0.1, step_size=0.02, steps=10, random_start=False,
-                        generator=torch.Generator())
+    ours = pgd_examples(
+        digits_model,
+        x,
+        y,
+        eps=0.1,
+        step_size=0.02,
+        steps=10,
+        random_start=False,
+        generator=torch.Generator(),
+    )
     ref = torchattacks.PGD(digits_model, eps=0.1, alpha=0.02, steps=10, random_start=False)(x, y)
     assert torch.allclose(ours, ref, atol=1e-6)
 
@@ -33,9 +41,10 @@ def test_pgd_l2_equals_a_hand_written_loop(digits_model, digits):
     x, y = _data(digits)
     gen = torch.Generator().manual_seed(3)
     noise = random_ball(tuple(x.shape), 0.5, "2", torch.Generator().manual_seed(3))
-    ours = pgd_examples(digits_model, x, y, eps=0.5, step_size=0.1, steps=5, norm="2",
-                        generator=gen)
-    delta = ((x + noise).clamp(0, 1) - x)
+    ours = pgd_examples(
+        digits_model, x, y, eps=0.5, step_size=0.1, steps=5, norm="2", generator=gen
+    )
+    delta = (x + noise).clamp(0, 1) - x
     for _ in range(5):
         delta.requires_grad_(True)
         (g,) = torch.autograd.grad(F.cross_entropy(digits_model(x + delta), y), delta)
@@ -59,8 +68,15 @@ def test_fgsm_equals_sign_of_gradient(digits_model, digits):
 
 def test_pgd_lowers_accuracy_stays_in_ball_and_leaves_no_gradients(digits_model, digits):
     x, y = _data(digits, 200)
-    adv = pgd_examples(digits_model, x, y, eps=0.1, step_size=0.025, steps=10,
-                       generator=torch.Generator().manual_seed(0))
+    adv = pgd_examples(
+        digits_model,
+        x,
+        y,
+        eps=0.1,
+        step_size=0.025,
+        steps=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert float((adv - x).abs().max()) <= 0.1 + 1e-6
     assert float(adv.min()) >= 0 and float(adv.max()) <= 1
     with torch.no_grad():
@@ -74,8 +90,16 @@ def test_targeted_pgd_reaches_the_target(digits_model, digits):
     x, y = _data(digits, 100)
     target = random_targets(y, 10, torch.Generator().manual_seed(0))
     assert bool((target != y).all())
-    adv = pgd_examples(digits_model, x, target, eps=0.3, step_size=0.05, steps=20, targeted=True,
-                       generator=torch.Generator().manual_seed(0))
+    adv = pgd_examples(
+        digits_model,
+        x,
+        target,
+        eps=0.3,
+        step_size=0.05,
+        steps=20,
+        targeted=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     with torch.no_grad():
         hit = (digits_model(adv).argmax(1) == target).float().mean()
     assert hit > 0.8
@@ -84,14 +108,34 @@ def test_targeted_pgd_reaches_the_target(digits_model, digits):
 def test_start_from_clean_mask_and_zero_budget(digits_model, digits):
     x, y = _data(digits, 8)
     mask = torch.tensor([True] * 4 + [False] * 4)
-    a = pgd_examples(digits_model, x, y, eps=0.1, step_size=0.02, steps=3, start_from_clean=mask,
-                     generator=torch.Generator().manual_seed(1))
-    b = pgd_examples(digits_model, x, y, eps=0.1, step_size=0.02, steps=3, random_start=False,
-                     generator=torch.Generator())
+    a = pgd_examples(
+        digits_model,
+        x,
+        y,
+        eps=0.1,
+        step_size=0.02,
+        steps=3,
+        start_from_clean=mask,
+        generator=torch.Generator().manual_seed(1),
+    )
+    b = pgd_examples(
+        digits_model,
+        x,
+        y,
+        eps=0.1,
+        step_size=0.02,
+        steps=3,
+        random_start=False,
+        generator=torch.Generator(),
+    )
     assert torch.allclose(a[:4], b[:4], atol=1e-7)
     assert not torch.allclose(a[4:], b[4:])
-    assert torch.equal(pgd_examples(digits_model, x, y, eps=0.0, step_size=0.1, steps=3,
-                                    generator=torch.Generator()), x)
+    assert torch.equal(
+        pgd_examples(
+            digits_model, x, y, eps=0.0, step_size=0.1, steps=3, generator=torch.Generator()
+        ),
+        x,
+    )
 
 
 def test_random_ball_l2_is_uniform_in_the_ball():
@@ -118,8 +162,12 @@ def test_bn_inference_mode_freezes_statistics_and_restores_modes(digits_model, d
 
 @pytest.mark.parametrize(
     ("kw", "match"),
-    [({"eps": -0.1}, "eps"), ({"norm": "1"}, "norm"), ({"steps": -1}, "steps"),
-     ({"step_size": float("nan")}, "step_size")],
+    [
+        ({"eps": -0.1}, "eps"),
+        ({"norm": "1"}, "norm"),
+        ({"steps": -1}, "steps"),
+        ({"step_size": float("nan")}, "step_size"),
+    ],
 )
 def test_bad_attack_settings(digits_model, digits, kw, match):
     x, y = _data(digits, 4)

@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import torch
+from art.estimators.classification import PyTorchClassifier
+from torch import nn
+
+from art_denoise.models import ModelFileError
+from art_denoise.preprocessors import (
+    AUTOENCODER_SCHEMA,
+    DenoisingAutoencoderPyTorch,
+    add_gaussian_noise,
+)
+
+SHAPE = (1, 8, 8)
+
+
+def _new(**kwargs) -> DenoisingAutoencoderPyTorch:
+    return DenoisingAutoencoderPyTorch(SHAPE, device_type="cpu", **kwargs)
+
+
+def _reconstruction_mse(pre: DenoisingAutoencoderPyTorch, x: torch.Tensor) -> float:
+    """MSE to the clean ``x`` of the deterministic map on ``x`` + N(0, 0.1^2) (seeded)."""
+    torch.manual_seed(123)
+    noisy = add_gaussian_noise(x, 0.1)
+    noise_on = pre.inference_noise
+    pre.inference_noise = False
+    try:
+        with torch.no_grad():
+            out = pre.forward(noisy)[0]
+    finally:
+        pre.inference_noise = noise_on
+    return float(((out - x) ** 2).mean())
+
+
+@pytest.fixture(scope="module")
+def fitted(digits) -> tuple[DenoisingAutoencoderPyTorch, float]:
+    """(one autoencoder fitted on digits, its reconstruction MSE before fitting)."""
+    x_tr, _, x_te, _ = digits
+    torch.manual_seed(0)
+    pre = _new(n_layers=1, hidden=16, noise_sigma=0.1)
+    pre._is_fitted = True  # to measure the untrained autoencoder
+    before = _reconstruction_mse(pre, torch.from_numpy(x_te))
+    pre._is_fitted = False
+    pre.fit(x_tr, nb_epochs=10, batch_size=32, lr=3e-3, seed=0)
+    return pre, before
+
+
+def test_fit_lowers_the_reconstruction_error(fitted, digits) -> None:
+    pre, before = fitted
+    x_te = torch.from_numpy(digits[2])
+    after = _reconstruction_mse(pre, x_te)
+    torch.manual_seed(123)
+    noise_only = float(((add_gaussian_noise(x_te, 0.1) - x_te) ** 2).mean())
+    message = f"MSE before {before:.5f}, after {after:.5f}, noisy input {noise_only:.5f}"
+    assert after < 0.1 * before, message
+    assert after < noise_only, message  # it removes noise, not only learns the digits
+    losses = pre.train_losses
+    assert len(losses) == 1 and len(losses[0]) == 10 and losses[0][-1] < losses[0][0]
+    assert pre.is_fitted
+
+
+def test_forward_is_random_through_the_global_rng(fitted) -> None:
+    pre, _ = fitted
+    x = torch.rand(4, *SHAPE)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        a = pre.forward(x)[0]
+        b = pre.forward(x)[0]
+        torch.manual_seed(7)
+        c = pre.forward(x)[0]
+    assert float((a - b).abs().max()) > 1e-3
+    torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-6)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+
+
+def test_gradients_flow_through_the_noise(fitted) -> None:
+    pre, _ = fitted
+    x = torch.rand(3, *SHAPE, requires_grad=True)
+    pre.forward(x)[0].pow(2).sum().backward()
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+    assert float(x.grad.abs().sum()) > 0
+
+
+def test_inside_an_art_classifier(fitted, digits, digits_model) -> None:
+    pre, _ = fitted
+    _, _, x_te, y_te = digits
+    clf = PyTorchClassifier(
+        digits_model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=SHAPE,
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        preprocessing_defences=[pre],
+        device_type="cpu",
+    )
+    pred = clf.predict(x_te[:64])
+    assert pred.shape == (64, 10)
+    grad = clf.loss_gradient(x_te[:64], np.eye(10, dtype=np.float32)[y_te[:64]])
+    assert grad.shape == (64, *SHAPE) and np.isfinite(grad).all() and np.abs(grad).sum() > 0
+    accuracy = float((clf.predict(x_te).argmax(1) == y_te).mean())
+    assert accuracy > 0.8, f"clean accuracy through the autoencoder: {accuracy:.3f}"
+
+
+def test_save_and_load_round_trip(fitted, tmp_path) -> None:
+    pre, _ = fitted
+    path = pre.save(tmp_path / "ae.safetensors")
+    description = json.loads(path.with_suffix(".json").read_text())
+    assert description["schema"] == AUTOENCODER_SCHEMA and description["is_fitted"]
+    assert description["config"]["input_shape"] == [1, 8, 8]
+    loaded = DenoisingAutoencoderPyTorch.load(path, device_type="cpu", inference_noise=False)
+    assert loaded.is_fitted and loaded.train_losses == pre.train_losses
+    assert (loaded.n_layers, loaded.hidden, loaded.noise_sigma) == (1, 16, 0.1)
+    x = torch.rand(5, *SHAPE)
+    pre.inference_noise = False
+    try:
+        assert torch.equal(loaded.forward(x)[0], pre.forward(x)[0])
+    finally:
+        pre.inference_noise = True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ae.json", "ae.safetensors"]
+
+
+def test_load_errors(fitted, tmp_path) -> None:
+    pre, _ = fitted
+    path = pre.save(tmp_path / "ae.safetensors")
+    with pytest.raises(TypeError, match=r"cannot override \['n_layers'\]"):
+        DenoisingAutoencoderPyTorch.load(path, n_layers=2)
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ModelFileError, match="does not match the hash"):
+        DenoisingAutoencoderPyTorch.load(path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(ModelFileError, match="description not found"):
+        DenoisingAutoencoderPyTorch.load(path)
+    with pytest.raises(ValueError, match=r"must end in .safetensors"):
+        pre.save(tmp_path / "ae.pt")
+
+
+def test_seeded_fit_is_reproducible_and_leaves_the_global_rng(digits) -> None:
+    x = digits[0][:64]
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        pre = _new(n_layers=2, hidden=4)
+        state = torch.get_rng_state()
+        pre.fit(x, nb_epochs=1, batch_size=32, seed=3)
+        assert torch.equal(torch.get_rng_state(), state)
+        weights.append(pre.model.state_dict())
+    for key, value in weights[0].items():
+        torch.testing.assert_close(weights[1][key], value, rtol=1e-6, atol=1e-7)
+
+
+def test_other_clip_values_are_scaled(digits) -> None:
+    x = digits[0][:32] * 255.0
+    pre = _new(hidden=4, clip_values=(0.0, 255.0))
+    pre.fit(x, nb_epochs=1, seed=0)
+    out = pre.forward(torch.from_numpy(x))[0].detach()
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 255.0 and float(out.max()) > 1.0
+    with pytest.raises(ValueError, match=r"outside clip_values \(0.0, 1.0\)"):
+        _new(hidden=4).fit(x, nb_epochs=1)
+
+
+def test_unfitted_forward_and_wrong_shapes() -> None:
+    pre = _new(hidden=4)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        pre.forward(torch.rand(1, *SHAPE))
+    pre._is_fitted = True
+    with pytest.raises(ValueError, match="channels-last data"):
+        pre.forward(torch.rand(2, 8, 8, 1))
+
+
+def test_set_params_revalidates() -> None:
+    pre = _new(hidden=4)
+    pre.set_params(inference_sigma=0.2)
+    assert pre.inference_sigma == 0.2
+    with pytest.raises(ValueError, match="cannot change after construction"):
+        pre.set_params(n_layers=2)
+
+
+class BadCase(NamedTuple):
+    kwargs: dict
+    error: type[Exception]
+    match: str
+
+
+BAD = {
+    "n_layers 0": BadCase({"n_layers": 0}, ValueError, "n_layers must be >= 1, got 0"),
+    "n_layers float": BadCase({"n_layers": 1.5}, TypeError, "1.5"),
+    "hidden": BadCase({"hidden": 0}, ValueError, "hidden must be >= 1, got 0"),
+    "noise_sigma": BadCase({"noise_sigma": -0.1}, ValueError, "noise_sigma .* got -0.1"),
+    "inference_sigma": BadCase({"inference_sigma": -1}, ValueError, "inference_sigma .* -1"),
+    "inference_noise": BadCase({"inference_noise": 1}, TypeError, "inference_noise .* 1"),
+    "clip": BadCase({"clip_values": (0.0, 0.0)}, ValueError, r"\(0.0, 0.0\)"),
+    "clip none": BadCase({"clip_values": None}, TypeError, "None"),
+    "device": BadCase({"device_type": "tpu"}, ValueError, "'tpu'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD.values(), ids=BAD.keys())
+def test_bad_arguments(case: BadCase) -> None:
+    kwargs = {"device_type": "cpu", **case.kwargs}
+    with pytest.raises(case.error, match=case.match):
+        DenoisingAutoencoderPyTorch(SHAPE, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (0, 8, 8), (1, 8, 8.0)], ids=str)
+def test_bad_input_shape(shape) -> None:
+    with pytest.raises(ValueError, match=r"input_shape must be three positive ints"):
+        DenoisingAutoencoderPyTorch(shape, device_type="cpu")
+
+
+FIT_BAD = {
+    "above 1": (lambda x: x + 0.5, ValueError, r"values in \[0.5, 1.5\], outside clip_values"),
+    "negative": (lambda x: x - 0.25, ValueError, r"values in \[-0.25"),
+    "channels last": (lambda x: x.transpose(0, 2, 3, 1), ValueError, "channels-last data"),
+    "wrong size": (lambda x: x[:, :, :4, :4], ValueError, r"\(B, \*\(1, 8, 8\)\)"),
+    "empty": (lambda x: x[:0], ValueError, "empty"),
+    "ints": (lambda x: (x * 16).astype(np.int64), TypeError, "int64"),
+    "nan": (lambda x: np.where(x > 0.5, np.nan, x).astype(np.float32), ValueError, "NaN"),
+}
+
+
+@pytest.mark.parametrize("case", FIT_BAD.values(), ids=FIT_BAD.keys())
+def test_fit_rejects_bad_data(digits, case) -> None:
+    change, error, match = case
+    with pytest.raises(error, match=match):
+        _new(hidden=4).fit(change(digits[0][:16]), nb_epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"nb_epochs": 0}, ValueError, "nb_epochs must be >= 1, got 0"),
+        ({"batch_size": -1}, ValueError, "batch_size must be >= 1, got -1"),
+        ({"lr": 0.0}, ValueError, "lr must be > 0"),
+        ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
+        ({"epochs": 3}, TypeError, "unknown fit argument"),
+    ],
+    ids=["epochs", "batch", "lr", "seed", "unknown"],
+)
+def test_fit_rejects_bad_settings(digits, kwargs, error, match) -> None:
+    with pytest.raises(error, match=match):
+        _new(hidden=4).fit(digits[0][:16], **kwargs)
