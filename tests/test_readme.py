@@ -36,3 +36,28 @@ def test_python_example_runs(monkeypatch, tmp_path) -> None:
     model_report = report.models[0]  # type: ignore[attr-defined]
     assert model_report.clean_accuracy > 0.95
     assert model_report.results[0].robust_accuracy < model_report.clean_accuracy
+
+
+def test_later_python_examples_run(monkeypatch, tmp_path) -> None:
+    """Every other Python block, run after the first in one namespace (fewer epochs/draws)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from art_denoise.attacks.backends import available_backends
+
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 3
+    first = blocks[0].replace('["art", "torchattacks", "foolbox"]', repr(available_backends()))
+    later = [
+        b.replace("nb_epochs=10", "nb_epochs=2")
+        .replace("nb_epochs=20", "nb_epochs=3")
+        .replace("eot_samples=16", "eot_samples=4")
+        for b in blocks[1:]
+    ]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    for source in [first, *later]:
+        exec(compile(source, "README.md", "exec"), namespace)
+    assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
+    results = namespace["report"].models[0].results  # type: ignore[attr-defined]
+    assert [r.eot_samples for r in results] == [1, 4]

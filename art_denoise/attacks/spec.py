@@ -55,6 +55,9 @@ class AttackSpec:
         batch_size: images per attack call.
         overshoot: DeepFool overshoot, applied the same way in every backend.
         candidates: DeepFool's number of top classes considered.
+        eot_samples: Expectation over Transformation: the attacked model is the mean of
+            this many independent forward passes (:class:`~art_denoise.attacks.eot.EOTModel`);
+            1 (the default) attacks single draws. Needed for randomised defenses.
 
     Example:
         >>> spec = AttackSpec(attack="pgd", eps=0.1, step_size=0.0125, steps=20, random_start=True)
@@ -73,6 +76,7 @@ class AttackSpec:
     batch_size: int = 256
     overshoot: float = 0.02
     candidates: int = 10
+    eot_samples: int = 1
 
     def __post_init__(self) -> None:
         check_choice("attack", self.attack, ATTACKS)
@@ -89,6 +93,7 @@ class AttackSpec:
         check_positive_int("restarts", self.restarts)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("candidates", self.candidates, minimum=2)
+        check_positive_int("eot_samples", self.eot_samples)
         object.__setattr__(self, "overshoot", check_non_negative("overshoot", self.overshoot))
         for flag in ("random_start", "targeted"):
             if not isinstance(getattr(self, flag), bool):
@@ -117,8 +122,9 @@ class AttackSpec:
 
     @property
     def name(self) -> str:
-        """Short name such as ``"pgd-linf"`` or ``"deepfool-l2"``."""
-        return f"{self.attack}-l{self.norm}"
+        """Short name such as ``"pgd-linf"``, ``"deepfool-l2"`` or ``"pgd-linf+eot16"``."""
+        eot = f"+eot{self.eot_samples}" if self.eot_samples > 1 else ""
+        return f"{self.attack}-l{self.norm}{eot}"
 
     @property
     def key(self) -> str:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from art_denoise.attacks.backends import available_backends
+from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.training.methods import PGDTraining
 
 HELP = (
-    "train small CNNs (baseline, denoising blocks, PGD-trained) on digits and evaluate them "
-    "across backends"
+    "train small CNNs (baseline, denoising blocks, PGD-trained, BlurNet, autoencoder input "
+    "filter) on digits and evaluate them across backends"
 )
 
 #: The demo's threat model: every hyperparameter pinned.
@@ -26,19 +29,25 @@ DEMO_ATTACKS = (
     AttackSpec(attack="deepfool", norm="2", eps=None, steps=50, overshoot=0.02, candidates=10),
 )
 
-#: The demo's models: standard training, the same CNN with Xie et al.'s non-local
-#: denoising blocks after each stage (trained clean: the blocks alone are not a defense),
-#: and the plain CNN adversarially trained with PGD (Madry).
+#: The demo's models. "denoise": the CNN with Xie et al.'s non-local denoising blocks after
+#: each stage (trained clean: the blocks alone are not a defense); "pgd": the plain CNN
+#: adversarially trained; "blurnet": a 3x3 box low-pass layer after the first convolution
+#: (Raju & Lipasti); "autoencoder": the baseline behind the noisy denoising autoencoder,
+#: a randomised input filter, so its PGD numbers are also given under EOT.
 DEFENSES = {
     "baseline": "none",
     "denoise": "non-local blocks after stage1, stage2 (Xie 2019)",
     "pgd": "PGD-7 adversarial training, Linf eps 0.1 (Madry 2018)",
+    "blurnet": "3x3 box low-pass after the first conv (BlurNet 2019)",
+    "autoencoder": "baseline behind a noisy denoising autoencoder (sigma 0.1), randomised",
 }
 
+#: Models also attacked with Expectation over Transformation (PGD specs only).
+EOT_MODELS = ("blurnet", "autoencoder")
 
-#: The training attack of the "pgd" model: every hyperparameter pinned.
+
 def demo_training_method() -> PGDTraining:
-    """PGD-7, Linf eps 0.1, step 0.025, random start every batch."""
+    """The training attack of the "pgd" model: PGD-7, Linf eps 0.1, step 0.025."""
     return PGDTraining(eps=0.1, step_size=0.025, steps=7, norm="inf", prob_start_from_clean=0.0)
 
 
@@ -47,18 +56,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--backends", default=None, help="comma-separated (default: all installed)")
     p.add_argument("--epochs", type=int, default=40)
+    p.add_argument(
+        "--eot",
+        type=int,
+        default=DEFAULT_EOT_SAMPLES,
+        metavar="K",
+        help=f"EOT draws for the {' and '.join(EOT_MODELS)} models (default {DEFAULT_EOT_SAMPLES})",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace) -> int:
+def _train(name: str, data: Any, args: argparse.Namespace, device: torch.device) -> nn.Module:
     from art_denoise.blocks import insert_denoising_blocks
-    from art_denoise.data import load_dataset
-    from art_denoise.estimators import resolve_device
-    from art_denoise.evaluation import evaluate
-    from art_denoise.evaluation.metrics import predict
-    from art_denoise.models import create_model, save_model
+    from art_denoise.blurnet import insert_lowpass
+    from art_denoise.models import create_model
     from art_denoise.training import fit, train_standard
 
+    torch.manual_seed(args.seed)
+    model = create_model("smallcnn", input_shape=data.input_shape, num_classes=data.num_classes)
+    if name == "denoise":
+        model = insert_denoising_blocks(model, after="stages", filter="nonlocal")
+    if name == "blurnet":
+        model = insert_lowpass(model, kernel_size=3, kind="box")
+    if name == "pgd":
+        model.to(device)
+        fit(
+            model,
+            torch.optim.Adam(model.parameters(), lr=1e-3),
+            demo_training_method(),
+            data.x_train,
+            data.y_train,
+            epochs=args.epochs,
+            batch_size=64,
+            seed=args.seed,
+            device=device,
+            progress=not args.quiet,
+        )
+        return model.eval()
+    return train_standard(
+        model,
+        data.x_train,
+        data.y_train,
+        epochs=args.epochs,
+        batch_size=64,
+        lr=1e-3,
+        seed=args.seed,
+        device=device,
+        progress=not args.quiet,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from art_denoise.data import load_dataset
+    from art_denoise.estimators import resolve_device
+    from art_denoise.estimators.preprocessed import PreprocessedModel
+    from art_denoise.evaluation import evaluate
+    from art_denoise.evaluation.metrics import predict
+    from art_denoise.models import save_model
+    from art_denoise.preprocessors import DenoisingAutoencoderPyTorch
+
+    eot_specs = [s.replace(eot_samples=args.eot) for s in DEMO_ATTACKS if s.attack == "pgd"]
     backends = (
         [b.strip() for b in args.backends.split(",")] if args.backends else available_backends()
     )
@@ -73,47 +130,28 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset("digits")
     x_test = torch.from_numpy(data.x_test).to(device)
     y_test = torch.from_numpy(data.y_test)
-    models = {}
-    for name in DEFENSES:
-        torch.manual_seed(args.seed)
-        model = create_model("smallcnn", input_shape=data.input_shape, num_classes=data.num_classes)
-        if name == "denoise":
-            model = insert_denoising_blocks(model, after="stages", filter="nonlocal")
-        if name == "pgd":
-            model.to(device)
-            fit(
-                model,
-                torch.optim.Adam(model.parameters(), lr=1e-3),
-                demo_training_method(),
-                data.x_train,
-                data.y_train,
-                epochs=args.epochs,
-                batch_size=64,
-                seed=args.seed,
-                device=device,
-                progress=not args.quiet,
-            )
-            model.eval()
-        else:
-            train_standard(
-                model,
-                data.x_train,
-                data.y_train,
-                epochs=args.epochs,
-                batch_size=64,
-                lr=1e-3,
-                seed=args.seed,
-                device=device,
-                progress=not args.quiet,
-            )
-        acc = float((predict(model, x_test).cpu() == y_test).float().mean())
-        print(f"{name} small CNN on digits: {acc:.1%} test accuracy ({len(x_test)} images)")
-        models[name] = (model, acc)
+    models: dict[str, nn.Module] = {}
+    for name in ("baseline", "denoise", "pgd", "blurnet"):
+        models[name] = _train(name, data, args, device)
+    autoencoder = DenoisingAutoencoderPyTorch(
+        data.input_shape,
+        n_layers=1,
+        noise_sigma=0.1,
+        device_type="gpu" if device.type == "cuda" else "cpu",
+    )
+    autoencoder.fit(data.x_train, nb_epochs=args.epochs, seed=args.seed)
+    models["autoencoder"] = PreprocessedModel(models["baseline"], [autoencoder]).eval()
+    accuracy = {}
+    for name, model in models.items():
+        torch.manual_seed(args.seed)  # the autoencoder's noise
+        accuracy[name] = float((predict(model, x_test).cpu() == y_test).float().mean())
+        print(f"{name} on digits: {accuracy[name]:.1%} test accuracy ({len(x_test)} images)")
     report = evaluate(
-        {name: model for name, (model, _) in models.items()},
+        models,
         data.x_test,
         data.y_test,
         attacks=DEMO_ATTACKS,
+        extra_attacks={name: eot_specs for name in EOT_MODELS},
         backends=backends,
         defenses=DEFENSES,
         dataset="digits",
@@ -123,20 +161,24 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     out = report.save(args.out)
-    for name, (model, acc) in models.items():
-        save_model(
-            model,
-            out / f"{name}.safetensors",
-            metadata={
-                "dataset": "digits",
-                "training": "pgd" if name == "pgd" else "standard",
-                "defense": DEFENSES[name],
-                "epochs": args.epochs,
-                "seed": args.seed,
-                "test_accuracy": acc,
-            },
-        )
+    for name, model in models.items():
+        meta = {
+            "dataset": "digits",
+            "training": "pgd" if name == "pgd" else "standard",
+            "defense": DEFENSES[name],
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "test_accuracy": accuracy[name],
+        }
+        if name == "autoencoder":
+            # the classifier is baseline.safetensors; the input filter is saved on its own
+            autoencoder.save(out / "autoencoder.safetensors")
+        else:
+            save_model(model, out / f"{name}.safetensors", metadata=meta)
     print()
     print(report.summary_table())
-    print(f"\nreport: {out / 'report.md'}; models: {out}/{{{','.join(models)}}}.safetensors")
+    print(
+        f"\nreport: {out / 'report.md'}; models: {out}/{{{','.join(models)}}}.safetensors "
+        "(autoencoder.safetensors is the input filter in front of baseline)"
+    )
     return 0

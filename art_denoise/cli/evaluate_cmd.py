@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from art_denoise.attacks.backends import available_backends
+from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.cli._common import comma_floats, comma_list, make_specs
 
 HELP = "evaluate a saved model under attacks from several backends"
@@ -42,13 +43,23 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--deepfool-steps", type=int, default=50)
     p.add_argument("--overshoot", type=float, default=0.02, help="DeepFool overshoot")
+    p.add_argument(
+        "--eot",
+        type=int,
+        nargs="?",
+        const=DEFAULT_EOT_SAMPLES,
+        default=None,
+        metavar="K",
+        help="also run every attack with Expectation over Transformation, averaging K draws "
+        f"of a randomised model (default K={DEFAULT_EOT_SAMPLES})",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
 def specs_from_args(args: argparse.Namespace) -> list:
-    return make_specs(
+    specs = make_specs(
         args.attacks,
         args.eps,
         norm=args.norm,
@@ -60,6 +71,10 @@ def specs_from_args(args: argparse.Namespace) -> list:
         deepfool_steps=args.deepfool_steps,
         overshoot=args.overshoot,
     )
+    if getattr(args, "eot", None) is not None:
+        # both ways: single draws, then EOT, so the report shows what EOT changes
+        specs += [s.replace(eot_samples=args.eot) for s in specs]
+    return specs
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,12 +11,17 @@ import sys
 from collections.abc import Sequence
 
 from art_denoise import __version__
-from art_denoise.cli import demo, evaluate_cmd, train_cmd
+from art_denoise.cli import demo, evaluate_cmd, spectrum_cmd, train_cmd
 
 __all__ = ["build_parser", "main"]
 
 #: Subcommand name -> module with ``add_arguments(parser)`` and ``run(args) -> int``.
-COMMANDS = {"demo": demo, "train": train_cmd, "evaluate": evaluate_cmd}
+COMMANDS = {
+    "demo": demo,
+    "train": train_cmd,
+    "evaluate": evaluate_cmd,
+    "spectrum": spectrum_cmd,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,13 @@ Several processes (gloo on CPU, NCCL on GPU), same results as one process with t
 global ``--batch-size``::
 
     torchrun --nproc_per_node=4 -m art_denoise.cli.main train ... --out runs/pgd
+
+BlurNet (Raju & Lipasti 2019, https://arxiv.org/abs/1908.02256): ``--blur 5`` puts a 5x5
+low-pass layer after the first convolution, ``--tv 1e-4`` penalises the total variation
+of that layer's maps, ``--linf-reg 0.1`` pulls a ``--blur-kind learnable`` kernel towards
+a box::
+
+    art-denoise train --dataset mnist --method none --blur 5 --tv 1e-4 --out runs/blur
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,7 @@ HELP = "train a model (none, pgd, mix, fast or pcl) and write model.safetensors 
 
 METHOD_CHOICES = ("none", "pgd", "mix", "fast", "pcl")
 DENOISE_CHOICES = ("nonlocal", "bilateral", "mean", "median", "none")
+BLUR_KINDS = ("box", "gaussian", "learnable")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +62,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--denoise", choices=DENOISE_CHOICES, default=None, help="add denoising blocks")
     p.add_argument("--denoise-after", type=comma_list, default=["stages"], help="names or preset")
+    p.add_argument(
+        "--blur",
+        type=int,
+        default=None,
+        metavar="K",
+        help="BlurNet: a KxK low-pass layer after the first conv (K odd; the paper: 3, 5, 7)",
+    )
+    p.add_argument(
+        "--blur-kind", choices=BLUR_KINDS, default=None, help="kernel of --blur (default box)"
+    )
+    p.add_argument(
+        "--tv",
+        type=float,
+        default=None,
+        metavar="W",
+        help="BlurNet: weight of the total variation of the first layer's maps (e.g. 1e-4)",
+    )
+    p.add_argument(
+        "--linf-reg",
+        type=float,
+        default=None,
+        metavar="A",
+        help="BlurNet: weight of the L-inf penalty on a --blur-kind learnable kernel",
+    )
     p.add_argument("--val-size", type=int, default=1000, help="held-out training images")
     p.add_argument("--overfit-drop", type=float, default=0.2, help="fast: early-stop threshold")
     p.add_argument("--train-size", type=int, default=None, help="first N training images")
@@ -87,24 +120,57 @@ def _method_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return "fast", {**common, "step_size": args.step_size}
 
 
+def _blurnet_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The checked BlurNet options, or ``None`` when none is given."""
+    from art_denoise._validation import check_non_negative
+
+    if args.blur is None and args.blur_kind is None and args.tv is None and args.linf_reg is None:
+        return None
+    if args.blur is not None and (args.blur < 3 or args.blur % 2 == 0):
+        raise ValueError(f"--blur must be an odd kernel size >= 3 (3, 5 or 7), got {args.blur}")
+    if args.blur_kind is not None and args.blur is None:
+        raise ValueError(f"--blur-kind {args.blur_kind} needs --blur K")
+    kind = args.blur_kind or "box"
+    tv = check_non_negative("--tv", args.tv) if args.tv is not None else None
+    linf = check_non_negative("--linf-reg", args.linf_reg) if args.linf_reg is not None else None
+    if linf is not None and (args.blur is None or kind != "learnable"):
+        raise ValueError(
+            f"--linf-reg {args.linf_reg} penalises a learnable low-pass kernel: "
+            "add --blur K --blur-kind learnable"
+        )
+    return {
+        "blur": args.blur,
+        "kind": kind if args.blur is not None else None,
+        "tv": tv,
+        "linf_reg": linf,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
     from art_denoise.blocks import insert_denoising_blocks
+    from art_denoise.blurnet import (
+        first_conv,
+        insert_lowpass,
+        linf_depthwise_penalty,
+        total_variation_penalty,
+    )
     from art_denoise.data import load_dataset
     from art_denoise.estimators import resolve_device
     from art_denoise.evaluation.metrics import predict
     from art_denoise.models import create_model, save_model
     from art_denoise.training import PrototypeConformityLoss, create_method, fit
     from art_denoise.training.distributed import init_distributed
-    from art_denoise.training.loop import CHECKPOINT_NAME
+    from art_denoise.training.loop import CHECKPOINT_NAME, FeatureRegularizer
 
     # Usage errors first, before any data is read or file written.
     name, settings = _method_settings(args)
     method = create_method(name, **settings)
     if args.pcl and args.method != "pgd":
         raise ValueError("--pcl combines PCL with --method pgd; use --method pcl for PCL alone")
+    blurnet = _blurnet_settings(args)
     out: Path = args.out
     model_path = out / "model.safetensors"
     if not args.resume and ((out / CHECKPOINT_NAME).exists() or model_path.exists()):
@@ -132,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     model = create_model(args.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    if blurnet is not None and blurnet["blur"] is not None:
+        model = insert_lowpass(model, kernel_size=blurnet["blur"], kind=blurnet["kind"])
     after: Any = args.denoise_after[0] if len(args.denoise_after) == 1 else args.denoise_after
     if args.denoise is not None:
         model = insert_denoising_blocks(model, after=after, filter=args.denoise)
@@ -147,6 +215,19 @@ def run(args: argparse.Namespace) -> int:
             push_weight=args.pcl_weights[1],
         )
         pcl_opt = torch.optim.SGD(pcl.parameters(), lr=0.5)
+    regularizers: list[Callable[[], torch.Tensor]] = []
+    feature_regularizers: dict[str, FeatureRegularizer] = {}
+    if blurnet is not None and blurnet["linf_reg"]:
+        alpha = blurnet["linf_reg"]
+        regularizers.append(lambda: linf_depthwise_penalty(model, alpha))
+    if blurnet is not None and blurnet["tv"]:
+        # The first conv's output as the rest of the model sees it: after the low-pass
+        # layer, whose hook runs before the recording one. Mix training records two
+        # forwards per step; concatenating them penalises their mean map.
+        weight = blurnet["tv"]
+        feature_regularizers[first_conv(model)] = lambda maps: total_variation_penalty(
+            torch.cat(maps).float(), weight
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = None
     if args.lr_schedule == "onecycle":
@@ -172,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
         scheduler=scheduler,
         pcl=pcl,
         pcl_optimizer=pcl_opt,
+        regularizers=regularizers,
+        feature_regularizers=feature_regularizers,
         seed=args.seed,
         device=device,
         checkpoint_dir=out,
@@ -189,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
             "lr_schedule": args.lr_schedule,
             "epochs": args.epochs if args.lr_schedule == "onecycle" else None,
             "denoise": [args.denoise, args.denoise_after],
+            # Only when set, so that runs without BlurNet resume from older checkpoints.
+            **({"blurnet": blurnet} if blurnet is not None else {}),
             "train_size": len(x),
             "val_size": args.val_size,
         },
@@ -211,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
             "dataset": data.name,
             "training": method.config(),
             "pcl": pcl.config() if pcl is not None else None,
+            "blurnet": blurnet,
             "epochs": len(result.history),
             "seed": args.seed,
             "test_accuracy": acc,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
@@ -15,7 +16,8 @@ from tqdm.auto import tqdm
 
 from art_denoise._validation import as_float_images, as_labels, check_positive_int
 from art_denoise.attacks.backends import AttackBackend, get_backend
-from art_denoise.attacks.backends.base import infer_num_classes
+from art_denoise.attacks.backends.base import attack_guard, infer_num_classes
+from art_denoise.attacks.eot import is_randomized
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.estimators.classifier_pytorch import resolve_device
 from art_denoise.evaluation.metrics import (
@@ -34,6 +36,19 @@ def draw_targets(y: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     shift = torch.randint(1, num_classes, (len(y),), generator=gen)
     return ((y.cpu() + shift) % num_classes).to(y.device)
+
+
+def _randomized(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether two identical eval-mode calls on a few images differ (RNG state kept)."""
+    state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        with attack_guard(model):
+            return is_randomized(model, x[:8])
+    finally:
+        torch.set_rng_state(state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state_all(cuda_state)
 
 
 def environment(device: torch.device | str) -> dict[str, Any]:
@@ -62,6 +77,7 @@ def evaluate(
     y: np.ndarray | torch.Tensor,
     *,
     attacks: Sequence[AttackSpec],
+    extra_attacks: Mapping[str, Sequence[AttackSpec]] | None = None,
     backends: Sequence[str | AttackBackend] = ("art",),
     defenses: Mapping[str, str] | None = None,
     dataset: str = "custom",
@@ -78,6 +94,8 @@ def evaluate(
         x: images (B, C, H, W) in [0, 1].
         y: integer labels (B,) or one-hot (B, classes).
         attacks: the attack specs; every hyperparameter is taken from them.
+        extra_attacks: model name -> more specs run on that model only (e.g. the EOT
+            versions of the attacks for the randomised models).
         backends: backend names (``"art"``, and installed plugins such as
             ``"torchattacks"``, ``"foolbox"``) or :class:`AttackBackend` instances.
         defenses: model name -> short description of its defense (default ``"none"``).
@@ -106,7 +124,13 @@ def evaluate(
     specs = list(attacks)
     if not specs:
         raise ValueError("attacks must name at least one AttackSpec")
-    for s in specs:
+    extra = {k: list(v) for k, v in (extra_attacks or {}).items()}
+    unknown = sorted(set(extra) - set(models))
+    if unknown:
+        raise ValueError(
+            f"extra_attacks names unknown model(s) {unknown}; models are {sorted(models)}"
+        )
+    for s in [*specs, *(s for v in extra.values() for s in v)]:
         if not isinstance(s, AttackSpec):
             raise TypeError(f"attacks must be AttackSpec instances, got {type(s).__name__}")
     if isinstance(backends, str):
@@ -115,7 +139,7 @@ def evaluate(
         raise ValueError("backends must name at least one backend")
     engines = [b if isinstance(b, AttackBackend) else get_backend(b) for b in backends]
     for engine in engines:
-        for s in specs:
+        for s in [*specs, *(s for v in extra.values() for s in v)]:
             engine.check(s)
     check_positive_int("seed", seed, minimum=0)
     dev = resolve_device(device)
@@ -124,13 +148,22 @@ def evaluate(
         raise ValueError("x holds no images")
 
     reports = []
-    total = len(models) * len(specs) * len(engines)
+    total = (len(models) * len(specs) + sum(len(v) for v in extra.values())) * len(engines)
     bar = tqdm(total=total, disable=not progress, desc="evaluate", leave=False)
     try:
         for name, m in models.items():
             m.to(dev)
             num_classes = infer_num_classes(m, xt)
             yt = as_labels(y, n=len(xt), num_classes=num_classes).to(dev)
+            model_specs = specs + extra.get(name, [])
+            if not any(s.eot_samples > 1 for s in model_specs) and _randomized(m, xt):
+                warnings.warn(
+                    f"model {name!r} gives different outputs for identical inputs: it is "
+                    "randomised, and attacks without Expectation over Transformation "
+                    "(AttackSpec(eot_samples=16)) overstate its robustness",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             clean_pred = predict(m, xt)
             clean_correct = clean_pred == yt
             still_correct = clean_correct.clone()
@@ -139,7 +172,7 @@ def evaluate(
                 defense=(defenses or {}).get(name, "none"),
                 clean_accuracy=float(clean_correct.float().mean()),
             )
-            for spec in specs:
+            for spec in model_specs:
                 target = draw_targets(yt, num_classes, seed) if spec.targeted else None
                 for engine in engines:
                     bar.set_postfix_str(f"{name} {spec.key} {engine.name}")
@@ -170,6 +203,7 @@ def evaluate(
                             l2_dissimilarity=l2_dissimilarity(xt, x_adv),
                             max_perturbation=max_perturbation(xt, x_adv, spec.norm),
                             seconds=seconds,
+                            eot_samples=spec.eot_samples,
                         )
                     )
                     bar.update(1)

@@ -6,7 +6,8 @@
      "models": [{"name", "defense", "clean_accuracy",
                  "results": [{"attack", "backend", "norm", "eps", "step_size", "steps",
                               "random_start", "robust_accuracy", "attack_success_rate",
-                              "l2_dissimilarity", "max_perturbation", "seconds", ...}],
+                              "l2_dissimilarity", "max_perturbation", "seconds",
+                              "eot_samples", ...}],
                  "backend_spread": {"<attack>@<eps>": float},
                  "all_or_nothing_accuracy"}],
      "environment": {"torch", "art", "torchattacks", "foolbox", "device"}}
@@ -48,6 +49,7 @@ class AttackResult:
     l2_dissimilarity: float
     max_perturbation: float
     seconds: float
+    eot_samples: int = 1
 
     @property
     def key(self) -> str:
@@ -150,6 +152,16 @@ class Report:
             "Robust accuracy is the fraction of images still classified correctly after the "
             "attack; the worst case over backends is shown with the backend spread (max - min). "
             "All-or-nothing counts an image only if every attack from every backend fails on it.",
+            *(
+                [
+                    "",
+                    "Attacks marked `+eotK` used Expectation over Transformation: each gradient "
+                    "is taken on the mean of K independent draws of the (randomised) model; "
+                    "robust accuracy is measured on the model as deployed, one draw per image.",
+                ]
+                if any(r.eot_samples > 1 for m in self.models for r in m.results)
+                else []
+            ),
             "",
             "## Summary",
             "",

@@ -155,6 +155,8 @@ def spectrum_report(
     layer: str | None,
     out_dir: str | os.PathLike[str],
     radius: float = 0.25,
+    *,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``spectra.png`` and ``spectrum.json`` to ``out_dir``; return the JSON's dict.
 
@@ -167,7 +169,7 @@ def spectrum_report(
          "n_images": 64, "input_clean": 0.21, "input_adv": 0.35,
          "layer_clean": 0.18, "layer_adv": 0.27}
 
-    Both files are written atomically.
+    Both files are written atomically; other files in ``out_dir`` are left alone.
 
     Args:
         model: the network.
@@ -176,12 +178,15 @@ def spectrum_report(
         layer: dotted name, or ``None`` for the first ``nn.Conv2d``.
         out_dir: the folder (created if missing).
         radius: the high-frequency cut-off, >= 0 (Nyquist is 0.5).
+        metadata: JSON-able facts about the run (model, attack, ...), stored as is
+            under the key ``"metadata"`` when given.
 
     Returns:
         The dict written to ``spectrum.json``.
 
     Raises:
-        ValueError / TypeError: as :func:`plot_spectra`, or ``radius`` < 0.
+        ValueError / TypeError: as :func:`plot_spectra`, ``radius`` < 0, or
+            ``metadata`` that is not JSON-able (checked before anything is written).
 
     Example:
         >>> import tempfile
@@ -208,8 +213,11 @@ def spectrum_report(
         "layer_clean": ratio(pairs.maps[0]),
         "layer_adv": ratio(pairs.maps[1]),
     }
+    if metadata is not None:
+        report["metadata"] = dict(metadata)
+    text = json.dumps(report, indent=2) + "\n"  # not JSON-able: fail before writing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _save_png(_draw(pairs, "viridis"), out / "spectra.png")
-    atomic_write_text(out / "spectrum.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "spectrum.json", text)
     return report

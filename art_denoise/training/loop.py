@@ -2,18 +2,20 @@
 
 :func:`fit` trains a model with a :class:`~art_denoise.training.methods.TrainingMethod`
 (standard, PGD, mix, fast), optionally the prototype conformity loss and extra
-regularisers (BlurNet's), checkpointing every N steps and at each epoch end, under
-``torchrun`` with DistributedDataParallel when launched that way. Data stays a tensor
-on the device; there is no numpy round trip per batch.
+regularisers (BlurNet's: on the weights, or on a layer's maps in the training forward),
+checkpointing every N steps and at each epoch end, under ``torchrun`` with
+DistributedDataParallel when launched that way. Data stays a tensor on the device;
+there is no numpy round trip per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from art_denoise._validation import (
     check_non_negative,
     check_positive_int,
 )
+from art_denoise.blurnet.hooks import capture_features
 from art_denoise.training.attacks import pgd_examples, random_ball
 from art_denoise.training.checkpoint import (
     load_checkpoint,
@@ -39,12 +42,23 @@ from art_denoise.training.distributed import DistContext, all_reduce_sum, shard
 from art_denoise.training.methods import TrainingMethod
 from art_denoise.training.pcl import PrototypeConformityLoss
 
-__all__ = ["CHECKPOINT_NAME", "FitResult", "ValidationAttack", "fit", "make_autocast"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "FeatureRegularizer",
+    "FitResult",
+    "ValidationAttack",
+    "fit",
+    "make_autocast",
+]
 
 #: File name of the latest checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_NAME = "checkpoint.pt"
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: A penalty on a layer's outputs: receives the (B, ...) outputs of one step's training
+#: forward pass(es), with their autograd graph, and returns a scalar.
+FeatureRegularizer = Callable[[list[torch.Tensor]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,61 @@ class FitResult:
     checkpoint: Path | None = None
 
 
+class _RecordLayers(nn.Module):
+    """Runs ``inner`` and keeps what the named layers of ``model`` output meanwhile.
+
+    :func:`fit` hands this wrapper to ``method.loss`` as the module to train through and
+    the bare model as the one to attack, so only the training forward passes are
+    recorded: not the attack's forwards that craft the examples, nor the no-grad clean
+    pass of the progress bar, nor the validation attack. The hooks live only while the
+    wrapper runs (a hook added after an inserted layer's hook sees that layer's output).
+    """
+
+    def __init__(self, inner: nn.Module, model: nn.Module, layers: Sequence[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self._hooked = [model]  # a list, so that it is not registered a second time
+        self.outputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            captured = {
+                name: stack.enter_context(capture_features(self._hooked[0], name))
+                for name in self.outputs
+            }
+            out = self.inner(*args, **kwargs)
+        for name, maps in captured.items():
+            self.outputs[name].extend(maps)
+        return out
+
+    def clear(self) -> None:
+        """Forget the recorded outputs (and the graphs they hold)."""
+        for maps in self.outputs.values():
+            maps.clear()
+
+
+def _check_feature_regularizers(
+    model: nn.Module, feature_regularizers: Mapping[str, FeatureRegularizer]
+) -> dict[str, FeatureRegularizer]:
+    if not isinstance(feature_regularizers, Mapping):
+        raise TypeError(
+            "feature_regularizers must map layer names to callables, got "
+            f"{type(feature_regularizers).__name__}"
+        )
+    names = {name for name, _ in model.named_modules() if name}
+    for name, penalty in feature_regularizers.items():
+        if name not in names:
+            raise ValueError(
+                f"feature_regularizers names unknown layer {name!r}; valid names are: "
+                f"{', '.join(sorted(names))}"
+            )
+        if not callable(penalty):
+            raise TypeError(
+                f"feature_regularizers[{name!r}] must be callable, got {type(penalty).__name__}"
+            )
+    return dict(feature_regularizers)
+
+
 def make_autocast(amp: str | None, device: torch.device) -> torch.autocast | None:
     """The autocast context for ``amp`` (``None``, ``"bf16"`` or ``"fp16"``) on ``device``.
 
@@ -155,6 +224,7 @@ def fit(
     pcl: PrototypeConformityLoss | None = None,
     pcl_optimizer: torch.optim.Optimizer | None = None,
     regularizers: Sequence[Callable[[], torch.Tensor]] = (),
+    feature_regularizers: Mapping[str, FeatureRegularizer] | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -187,7 +257,16 @@ def fit(
         pcl: a :class:`PrototypeConformityLoss` on this model, added to the loss; its
             centres are trained by ``pcl_optimizer``.
         regularizers: callables returning scalar penalties added to the loss after the
-            training forward (e.g. BlurNet's L-inf or total-variation terms).
+            training forward (e.g. BlurNet's L-inf penalty on the low-pass kernels).
+        feature_regularizers: layer name (from ``model.named_modules()``) -> a penalty
+            on that layer's outputs (a :data:`FeatureRegularizer`), added to the loss.
+            It receives the outputs of the step's *training* forward passes only, the
+            ones the loss is computed on: one per step, or two for mix training (clean
+            and adversarial); the attack's forward passes that craft the examples are
+            not recorded. The outputs are dropped after each step. BlurNet's total
+            variation of the first layer's maps is
+            ``{"stage1.0": lambda maps: total_variation_penalty(torch.cat(maps), 1e-4)}``.
+            In a distributed run each rank penalises its own shard and DDP averages.
         seed: seeds the data order and every random draw of the method.
         device: defaults to the model's device.
         checkpoint_dir: where ``checkpoint.pt`` is written (rank 0 only, atomically)
@@ -233,6 +312,7 @@ def fit(
             raise ValueError("early_stop_drop needs validation data")
     if pcl is not None and pcl_optimizer is None:
         raise ValueError("pcl needs pcl_optimizer (the centres' own optimiser)")
+    features = _check_feature_regularizers(model, feature_regularizers or {})
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     autocast = make_autocast(amp, dev)
     clip = method.clip_values
@@ -283,6 +363,8 @@ def fit(
             [dev.index if dev.index is not None else ctx.local_rank] if dev.type == "cuda" else None
         )
         train_model = DistributedDataParallel(model, device_ids=ids)
+    recorder = _RecordLayers(train_model, model, list(features)) if features else None
+    loss_model: nn.Module = recorder if recorder is not None else train_model
     scaler = torch.amp.GradScaler(dev.type) if amp == "fp16" else None
 
     settings = {
@@ -385,7 +467,9 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             if pcl_optimizer is not None:
                 pcl_optimizer.zero_grad(set_to_none=True)
-            out = method.loss(train_model, model, xb, yb, draws, autocast)
+            if recorder is not None:
+                recorder.clear()
+            out = method.loss(loss_model, model, xb, yb, draws, autocast)
             per_example = out.losses
             if pcl is not None:
                 per_example = per_example + pcl.loss(yb)
@@ -393,6 +477,15 @@ def fit(
             loss = per_example.sum() * ctx.world_size / len(xg)
             for reg in regularizers:
                 loss = loss + reg()
+            if recorder is not None:
+                for name, penalty in features.items():
+                    if not recorder.outputs[name]:
+                        raise RuntimeError(
+                            f"layer {name!r} of feature_regularizers was not called in the "
+                            "training forward pass"
+                        )
+                    loss = loss + penalty(list(recorder.outputs[name]))
+                recorder.clear()
             if scaler is not None:
                 scaler.scale(loss).backward()
             else:

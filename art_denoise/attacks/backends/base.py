@@ -3,8 +3,9 @@
 A backend only turns an :class:`AttackSpec` into one library call on one batch
 (:meth:`AttackBackend._make_attack`). Everything that must be identical across
 libraries lives here, once: input checks, batching, seeding, restarts (an example
-counts as broken if any restart breaks it), the DeepFool eps projection, the model's
-mode and gradients, and the final budget check.
+counts as broken if any restart breaks it), the DeepFool eps projection, Expectation over
+Transformation for randomised models, the model's mode and gradients, and the final
+budget check.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 
 from art_denoise._forward import eval_forward
 from art_denoise._validation import as_float_images, as_labels
+from art_denoise.attacks.eot import EOTModel
 from art_denoise.attacks.spec import AttackSpec
 
 __all__ = [
@@ -196,7 +198,10 @@ class AttackBackend(abc.ABC):
         x_adv = xt.clone()
         self.library_seconds = 0.0
         with attack_guard(model):
-            attack = self._make_attack(model, spec, tuple(xt.shape[1:]), num_classes)
+            # With EOT the library attacks the mean of eot_samples draws; success and the
+            # kept restart are judged on the model as deployed (one draw).
+            target = EOTModel(model, spec.eot_samples).eval() if spec.eot_samples > 1 else model
+            attack = self._make_attack(target, spec, tuple(xt.shape[1:]), num_classes)
             todo = torch.ones(len(xt), dtype=torch.bool, device=xt.device)
             for restart in range(spec.restarts):
                 _seed_everything(seed + restart)
