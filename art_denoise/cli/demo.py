@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         data.y_test,
         attacks=DEMO_ATTACKS,
         extra_attacks={name: eot_specs for name in EOT_MODELS},
+        reference_model=models["baseline"],  # for the transfer check
         backends=backends,
         defenses=DEFENSES,
         dataset="digits",

@@ -19,6 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_attack_arguments(p)
     p.add_argument("--n-samples", type=int, default=None, help="first N test images (default all)")
     p.add_argument("--out", type=Path, default=Path("art-denoise-report"), help="report directory")
+    p.add_argument(
+        "--no-checks",
+        dest="checks",
+        action="store_false",
+        help="skip the sanity checks (gradients, randomness, eps=1, noise, ...) of the report",
+    )
 
 
 def add_attack_arguments(p: argparse.ArgumentParser) -> None:
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         seed=args.seed,
         progress=not args.quiet,
+        checks=args.checks,
     )
     out = report.save(args.out)
     print(report.summary_table())

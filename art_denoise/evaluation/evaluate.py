@@ -20,6 +20,7 @@ from art_denoise.attacks.backends.base import attack_guard, infer_num_classes
 from art_denoise.attacks.eot import is_randomized
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.estimators.classifier_pytorch import resolve_device
+from art_denoise.evaluation.checks import run_checks
 from art_denoise.evaluation.metrics import (
     attack_success_rate,
     l2_dissimilarity,
@@ -85,6 +86,8 @@ def evaluate(
     device: str | torch.device = "auto",
     seed: int = 0,
     progress: bool = True,
+    checks: bool = True,
+    reference_model: nn.Module | None = None,
 ) -> Report:
     """Attack each model with each spec through each backend and collect a :class:`Report`.
 
@@ -103,6 +106,12 @@ def evaluate(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; models and data are moved there.
         seed: seeds every attack call (random starts) and the target labels.
         progress: show a progress bar.
+        checks: run the sanity checks of :mod:`art_denoise.evaluation.checks` on every
+            model (a few extra seeded attacks through the first backend on the first 100
+            images); a model failing one is reported as "not verified".
+        reference_model: an undefended model of the same task; attacks crafted on it are
+            transferred to each model for the white-box-vs-transfer check (skipped when
+            ``None``).
 
     Returns:
         The report; ``report.save(out_dir)`` writes it.
@@ -142,11 +151,21 @@ def evaluate(
         for s in [*specs, *(s for v in extra.values() for s in v)]:
             engine.check(s)
     check_positive_int("seed", seed, minimum=0)
+    if not isinstance(checks, bool):
+        raise TypeError(f"checks must be a bool, got {checks!r}")
+    if reference_model is not None and not isinstance(reference_model, nn.Module):
+        raise TypeError(
+            "reference_model must be a torch.nn.Module or None, got "
+            f"{type(reference_model).__name__}"
+        )
     dev = resolve_device(device)
     xt = as_float_images(x).to(dev)
     if len(xt) == 0:
         raise ValueError("x holds no images")
 
+    if checks and reference_model is not None:
+        reference_model.to(dev)
+    transfer_cache: dict[AttackSpec, torch.Tensor] = {}
     reports = []
     total = (len(models) * len(specs) + sum(len(v) for v in extra.values())) * len(engines)
     bar = tqdm(total=total, disable=not progress, desc="evaluate", leave=False)
@@ -208,6 +227,19 @@ def evaluate(
                     )
                     bar.update(1)
             report.all_or_nothing_accuracy = float(still_correct.float().mean())
+            if checks:
+                bar.set_postfix_str(f"{name} checks")
+                report.checks = run_checks(
+                    m,
+                    xt,
+                    yt,
+                    report,
+                    model_specs,
+                    engines[0],
+                    reference=reference_model,
+                    transfer_cache=transfer_cache,
+                    seed=seed,
+                )
             reports.append(report)
     finally:
         bar.close()

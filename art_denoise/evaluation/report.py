@@ -9,10 +9,13 @@
                               "l2_dissimilarity", "max_perturbation", "seconds",
                               "eot_samples", ...}],
                  "backend_spread": {"<attack>@<eps>": float},
-                 "all_or_nothing_accuracy"}],
+                 "all_or_nothing_accuracy",
+                 "checks": [{"name", "status", "detail"}],
+                 "verified": bool | null}],
      "environment": {"torch", "art", "torchattacks", "foolbox", "device"}}
 
-Accuracies are fractions in [0, 1]. Keys are only ever added, never renamed.
+Accuracies are fractions in [0, 1]. Keys are only ever added, never renamed. ``"checks"``
+is empty and ``"verified"`` is ``null`` when the checks were not run (and in older files).
 """
 
 from __future__ import annotations
@@ -26,9 +29,38 @@ from typing import Any
 
 from art_denoise._io import atomic_path, atomic_write_text
 
-__all__ = ["REPORT_SCHEMA", "AttackResult", "ModelReport", "Report"]
+__all__ = ["CHECK_STATUSES", "REPORT_SCHEMA", "AttackResult", "Check", "ModelReport", "Report"]
 
 REPORT_SCHEMA = "art-denoise/report/1"
+
+#: The outcomes of a :class:`Check`; only ``"fail"`` makes a model "not verified".
+CHECK_STATUSES = ("pass", "warn", "fail", "skip")
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one sanity check on one evaluated model.
+
+    Args:
+        name: short identifier, e.g. ``"nonzero-gradients"``.
+        status: ``"pass"``, ``"warn"``, ``"fail"`` or ``"skip"``.
+        detail: one line saying why, with the numbers compared.
+    """
+
+    name: str
+    status: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.status not in CHECK_STATUSES:
+            raise ValueError(f"status must be one of {CHECK_STATUSES}, got {self.status!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        return cls(name=data["name"], status=data["status"], detail=data["detail"])
 
 
 @dataclass(frozen=True)
@@ -69,6 +101,20 @@ class ModelReport:
     clean_accuracy: float
     results: list[AttackResult] = field(default_factory=list)
     all_or_nothing_accuracy: float = float("nan")
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool | None:
+        """``True`` when checks ran and none failed, ``False`` when one failed, ``None``
+        when no check ran (an unchecked model is neither verified nor refuted)."""
+        if not self.checks:
+            return None
+        return not any(c.status == "fail" for c in self.checks)
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """Names of the checks that failed."""
+        return [c.name for c in self.checks if c.status == "fail"]
 
     @property
     def backend_spread(self) -> dict[str, float]:
@@ -93,6 +139,8 @@ class ModelReport:
             "results": [r.to_dict() for r in self.results],
             "backend_spread": self.backend_spread,
             "all_or_nothing_accuracy": self.all_or_nothing_accuracy,
+            "checks": [c.to_dict() for c in self.checks],
+            "verified": self.verified,
         }
 
 
@@ -131,6 +179,7 @@ class Report:
                     AttackResult(**{k: v for k, v in r.items() if k in names}) for r in m["results"]
                 ],
                 all_or_nothing_accuracy=m["all_or_nothing_accuracy"],
+                checks=[Check.from_dict(c) for c in m.get("checks", [])],
             )
             for m in data["models"]
         ]
@@ -160,6 +209,16 @@ class Report:
                     "robust accuracy is measured on the model as deployed, one draw per image.",
                 ]
                 if any(r.eot_samples > 1 for m in self.models for r in m.results)
+                else []
+            ),
+            *(
+                [
+                    "",
+                    "Each model also went through the sanity checks of Carlini et al. (2019): "
+                    "a model failing one is marked **not verified** and its numbers are upper "
+                    "bounds of unknown quality, not robustness.",
+                ]
+                if any(m.checks for m in self.models)
                 else []
             ),
             "",
@@ -208,6 +267,16 @@ class Report:
                 for r in m.results
             ]
             lines.append(_markdown_table(header, rows))
+            if m.checks:
+                lines += [
+                    "",
+                    f"### Checks: {_verdict(m)}",
+                    "",
+                    _markdown_table(
+                        ["check", "status", "detail"],
+                        [[c.name, c.status, c.detail.replace("|", "\\|")] for c in m.checks],
+                    ),
+                ]
         env = ", ".join(f"{k} {v}" for k, v in self.environment.items())
         lines += ["", "## Environment", "", env, ""]
         return "\n".join(lines)
@@ -280,20 +349,37 @@ def _attack_keys(models: list[ModelReport]) -> list[str]:
     return list(dict.fromkeys(r.key for m in models for r in m.results))
 
 
+def _verdict(m: ModelReport) -> str:
+    if m.verified is None:
+        return "not checked"
+    return "verified" if m.verified else f"not verified ({', '.join(m.failed_checks)} failed)"
+
+
 def _summary_rows(models: list[ModelReport]) -> tuple[list[str], list[list[str]]]:
     keys = _attack_keys(models)
-    header = ["model", "defense", "clean", *keys, "all-or-nothing"]
+    checked = any(m.checks for m in models)
+    header = [
+        "model",
+        "defense",
+        "clean",
+        *keys,
+        "all-or-nothing",
+        *(["checks"] if checked else []),
+    ]
     rows = []
     for m in models:
         worst, spread = m.worst_case(), m.backend_spread
-        cells = [f"{worst[k]:.1%} (±{spread[k]:.1%})" if k in worst else "-" for k in keys]
+        # a robustness number whose checks failed is never shown bare, as if it held
+        mark = " not verified" if m.verified is False else ""
+        cells = [f"{worst[k]:.1%} (±{spread[k]:.1%}){mark}" if k in worst else "-" for k in keys]
         rows.append(
             [
                 m.name,
                 m.defense,
                 f"{m.clean_accuracy:.1%}",
                 *cells,
-                f"{m.all_or_nothing_accuracy:.1%}",
+                f"{m.all_or_nothing_accuracy:.1%}{mark}",
+                *([_verdict(m)] if checked else []),
             ]
         )
     return header, rows

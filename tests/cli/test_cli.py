@@ -20,6 +20,8 @@ def demo_dir(tmp_path_factory):
             str(out),
             "--epochs",
             "8",
+            "--eot",
+            "4",
             "--backends",
             "art",
             "--quiet",
@@ -34,8 +36,12 @@ def demo_dir(tmp_path_factory):
 def test_demo_end_to_end(demo_dir, capsys) -> None:
     names = sorted(p.name for p in demo_dir.iterdir())
     assert names == [
+        "autoencoder.json",
+        "autoencoder.safetensors",
         "baseline.json",
         "baseline.safetensors",
+        "blurnet.json",
+        "blurnet.safetensors",
         "denoise.json",
         "denoise.safetensors",
         "pgd.json",
@@ -45,8 +51,20 @@ def test_demo_end_to_end(demo_dir, capsys) -> None:
         "robust_accuracy.png",
     ]
     report = json.loads((demo_dir / "report.json").read_text())
-    model, denoise, adv = report["models"]
-    assert (model["name"], denoise["name"], adv["name"]) == ("baseline", "denoise", "pgd")
+    model, denoise, adv, blur, ae = report["models"]
+    assert [m["name"] for m in report["models"]] == [
+        "baseline",
+        "denoise",
+        "pgd",
+        "blurnet",
+        "autoencoder",
+    ]
+    # the randomised and the BlurNet model are reported with and without EOT
+    for m in (blur, ae):
+        eot = [r for r in m["results"] if r["eot_samples"] == 4]
+        assert {r["attack"] for r in eot} == {"pgd-linf+eot4"} and len(eot) == 2
+    assert not any(r["eot_samples"] > 1 for r in model["results"])
+    assert ae["clean_accuracy"] > 0.85 and blur["clean_accuracy"] > 0.85
     assert "non-local" in denoise["defense"] and denoise["clean_accuracy"] > 0.85
     assert report["dataset"]["n_samples"] == 360
     keys = {f"{r['attack']}@{r['eps']}" for r in model["results"]}

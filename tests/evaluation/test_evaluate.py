@@ -68,6 +68,8 @@ def test_report_schema(report: Report) -> None:
         "results",
         "backend_spread",
         "all_or_nothing_accuracy",
+        "checks",
+        "verified",
     }
     assert len(m["results"]) == 3
     for r in m["results"]:
