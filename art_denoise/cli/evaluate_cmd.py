@@ -77,7 +77,7 @@ def specs_from_args(args: argparse.Namespace) -> list:
         deepfool_steps=args.deepfool_steps,
         overshoot=args.overshoot,
     )
-    if getattr(args, "eot", None) is not None:
+    if args.eot is not None:
         # both ways: single draws, then EOT, so the report shows what EOT changes
         specs += [s.replace(eot_samples=args.eot) for s in specs]
     return specs

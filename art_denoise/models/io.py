@@ -105,22 +105,32 @@ def save_model(
     return path
 
 
-def read_description(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check the JSON description of the model file ``path``."""
+def read_description(
+    path: str | os.PathLike[str], *, schema: str = MODEL_SCHEMA, what: str = "model"
+) -> dict[str, Any]:
+    """Read the JSON description beside the weights file ``path`` and check both files.
+
+    Checks that both files exist, that the JSON parses, has ``schema`` and that the
+    weights match its ``sha256``. Used for model files and for the autoencoder
+    preprocessor's files (``schema``/``what`` name the kind in the errors).
+
+    Raises:
+        ModelFileError: a file is missing or corrupt, or the weights do not match.
+    """
     path = Path(path)
     jpath = _json_path(path)
     if not path.is_file():
-        raise ModelFileError(f"model file not found: {str(path)!r}")
+        raise ModelFileError(f"{what} file not found: {str(path)!r}")
     if not jpath.is_file():
-        raise ModelFileError(f"model description not found beside the weights: {str(jpath)!r}")
+        raise ModelFileError(f"{what} description not found beside the weights: {str(jpath)!r}")
     try:
         description = json.loads(jpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"corrupt model description {str(jpath)!r}: {err}") from None
-    if not isinstance(description, dict) or description.get("schema") != MODEL_SCHEMA:
-        raise ModelFileError(
-            f"{str(jpath)!r} is not an art-denoise model description ({MODEL_SCHEMA})"
-        )
+        raise ModelFileError(f"corrupt {what} description {str(jpath)!r}: {err}") from None
+    if not isinstance(description, dict) or description.get("schema") != schema:
+        raise ModelFileError(f"{str(jpath)!r} is not an art-denoise {what} description ({schema})")
+    if _sha256(path) != description.get("sha256"):
+        raise ModelFileError(f"{str(path)!r} does not match the hash in its description (corrupt?)")
     return description
 
 
@@ -136,8 +146,6 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
 
     path = Path(path)
     description = read_description(path)
-    if _sha256(path) != description.get("sha256"):
-        raise ModelFileError(f"{str(path)!r} does not match the hash in its description (corrupt?)")
     arch = description.get("arch")
     if arch not in MODELS:
         raise ModelFileError(f"unknown architecture {arch!r} in {str(path)!r}")

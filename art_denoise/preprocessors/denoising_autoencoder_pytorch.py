@@ -31,7 +31,7 @@ from art_denoise._validation import (
     check_positive,
     check_positive_int,
 )
-from art_denoise.models.io import ModelFileError, _sha256
+from art_denoise.models.io import ModelFileError, _sha256, read_description
 from art_denoise.preprocessors._checks import check_bool, check_clip_values
 from art_denoise.preprocessors.autoencoder import NoisyAutoencoderStack, add_gaussian_noise
 
@@ -349,19 +349,7 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         if bad:
             raise TypeError(f"cannot override {bad} at load; allowed: {', '.join(_LOAD_OVERRIDES)}")
         path = Path(path)
-        jpath = path.with_suffix(".json")
-        if not path.is_file():
-            raise ModelFileError(f"autoencoder file not found: {str(path)!r}")
-        if not jpath.is_file():
-            raise ModelFileError(f"description not found beside the weights: {str(jpath)!r}")
-        try:
-            description = json.loads(jpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelFileError(f"corrupt description {str(jpath)!r}: {err}") from None
-        if not isinstance(description, dict) or description.get("schema") != AUTOENCODER_SCHEMA:
-            raise ModelFileError(f"{str(jpath)!r} is not an {AUTOENCODER_SCHEMA} description")
-        if _sha256(path) != description.get("sha256"):
-            raise ModelFileError(f"{str(path)!r} does not match the hash in its description")
+        description = read_description(path, schema=AUTOENCODER_SCHEMA, what="autoencoder")
         config = {**description.get("config", {}), **overrides}
         try:
             shape = config.pop("input_shape")
