@@ -16,6 +16,7 @@ ATTACKS: dict[str, tuple[str, ...]] = {
     "fgsm": ("inf", "2"),
     "pgd": ("inf", "2"),
     "deepfool": ("2", "inf"),
+    "autoattack": ("inf", "2"),
 }
 NORMS = ("inf", "2")
 _NORM_ALIASES = {"inf": "inf", "linf": "inf", "Linf": "inf", "2": "2", "l2": "2", "L2": "2"}
@@ -41,13 +42,16 @@ class AttackSpec:
     every setting so that each backend receives the same numbers.
 
     Args:
-        attack: ``"fgsm"``, ``"pgd"`` or ``"deepfool"``.
+        attack: ``"fgsm"``, ``"pgd"``, ``"deepfool"`` or ``"autoattack"``. AutoAttack
+            (Croce & Hein, 2020) is an untargeted ensemble of parameter-free attacks; each
+            backend runs its library's version (see the backend's docstring).
         norm: ``"inf"`` or ``"2"`` (``np.inf``, ``2``, ``"linf"``, ``"l2"`` accepted).
         eps: perturbation budget in the input scale [0, 1]. For DeepFool, a minimal-
             perturbation attack, ``None`` leaves it unbounded; a number projects its
             output onto the eps-ball (as foolbox does for minimisation attacks).
         step_size: PGD step (absolute). FGSM always steps ``eps``; DeepFool ignores it.
-        steps: iterations (PGD, DeepFool); 1 for FGSM.
+        steps: iterations (PGD, DeepFool; AutoAttack's gradient attacks, 100 in the
+            standard version); 1 for FGSM.
         random_start: start from a uniform point in the eps-ball (PGD, FGSM-RS).
         restarts: independent runs; an example counts as broken if any run breaks it.
         targeted: attack towards target labels (drawn by the harness) instead of away
@@ -55,6 +59,7 @@ class AttackSpec:
         batch_size: images per attack call.
         overshoot: DeepFool overshoot, applied the same way in every backend.
         candidates: DeepFool's number of top classes considered.
+        queries: AutoAttack's Square attack query budget (5000 in the standard version).
         eot_samples: Expectation over Transformation: the attacked model is the mean of
             this many independent forward passes (:class:`~art_denoise.attacks.eot.EOTModel`);
             1 (the default) attacks single draws. Needed for randomised defenses.
@@ -77,6 +82,7 @@ class AttackSpec:
     overshoot: float = 0.02
     candidates: int = 10
     eot_samples: int = 1
+    queries: int = 5000
 
     def __post_init__(self) -> None:
         check_choice("attack", self.attack, ATTACKS)
@@ -94,6 +100,7 @@ class AttackSpec:
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("candidates", self.candidates, minimum=2)
         check_positive_int("eot_samples", self.eot_samples)
+        check_positive_int("queries", self.queries)
         object.__setattr__(self, "overshoot", check_non_negative("overshoot", self.overshoot))
         for flag in ("random_start", "targeted"):
             if not isinstance(getattr(self, flag), bool):
@@ -115,9 +122,16 @@ class AttackSpec:
             object.__setattr__(self, "step_size", step)
         else:
             if self.targeted:
-                raise ValueError("deepfool is untargeted; got targeted=True")
+                raise ValueError(f"{self.attack} is untargeted; got targeted=True")
             if self.random_start:
-                raise ValueError("deepfool has no random start; got random_start=True")
+                raise ValueError(
+                    f"{self.attack} draws its own starting points; got random_start=True"
+                )
+            if self.attack == "autoattack" and self.step_size is not None:
+                raise ValueError(
+                    f"autoattack is parameter-free (it adapts its step); got step_size="
+                    f"{self.step_size!r}"
+                )
             object.__setattr__(self, "step_size", None)
 
     @property

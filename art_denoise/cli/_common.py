@@ -10,7 +10,7 @@ from art_denoise.attacks.spec import AttackSpec
 __all__ = ["CLI_ATTACKS", "comma_floats", "comma_list", "make_specs"]
 
 #: Attack names the CLI accepts (``pgd`` means PGD in the chosen norm).
-CLI_ATTACKS = ("fgsm", "pgd", "deepfool")
+CLI_ATTACKS = ("fgsm", "pgd", "deepfool", "autoattack")
 
 
 def comma_list(text: str) -> list[str]:
@@ -41,11 +41,14 @@ def make_specs(
     batch_size: int,
     deepfool_steps: int,
     overshoot: float,
+    autoattack_steps: int = 100,
+    autoattack_queries: int = 5000,
 ) -> list[AttackSpec]:
     """Turn CLI choices into fully pinned specs.
 
     PGD steps ``step_size`` (default eps/8) for ``steps`` iterations; FGSM steps eps;
-    DeepFool (L2) runs unbounded with the given overshoot.
+    DeepFool (L2) runs unbounded with the given overshoot; AutoAttack runs its gradient
+    attacks for ``autoattack_steps`` iterations and Square for ``autoattack_queries``.
     """
     specs: list[AttackSpec] = []
     for name in attacks:
@@ -66,6 +69,17 @@ def make_specs(
         for eps in eps_values:
             if name == "fgsm":
                 specs.append(AttackSpec(attack="fgsm", norm=norm, eps=eps, batch_size=batch_size))
+            elif name == "autoattack":
+                specs.append(
+                    AttackSpec(
+                        attack="autoattack",
+                        norm=norm,
+                        eps=eps,
+                        steps=autoattack_steps,
+                        queries=autoattack_queries,
+                        batch_size=batch_size,
+                    )
+                )
             else:
                 step = step_size if step_size is not None else eps / 8
                 specs.append(

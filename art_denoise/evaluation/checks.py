@@ -23,7 +23,11 @@ The checks, in report order:
   an undefended reference model (<= noise, or a warning);
 * ``pgd-vs-autoattack``: PGD within 5 points of AutoAttack (skipped until it exists);
 * ``backend-spread``: backends agree within 2 points (a warning only: the report already
-  shows the worst case over backends).
+  shows the worst case over backends);
+* ``sweep-steps`` / ``sweep-restarts`` / ``sweep-eps`` (only when the sweep ran): accuracy
+  never rises with more steps, more restarts or a larger eps beyond noise (``fail``); a
+  step or restart sweep still falling past the evaluated attack's count is a ``warn``
+  (the attack in the summary has not converged).
 
 "Beyond noise" is two binomial standard deviations of the compared accuracy plus one image
 (:func:`tolerance`). The checks that attack run through the first backend with every
@@ -54,6 +58,7 @@ from art_denoise.attacks.backends.base import (
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.evaluation.metrics import predict
 from art_denoise.evaluation.report import AttackResult, Check, ModelReport
+from art_denoise.evaluation.sweeps import Sweep
 
 __all__ = [
     "CHECK_SAMPLES",
@@ -69,6 +74,7 @@ __all__ = [
     "check_logits",
     "check_not_above",
     "check_single_step",
+    "check_sweep",
     "check_transfer",
     "check_white_box_vs_noise",
     "random_noise",
@@ -183,6 +189,12 @@ def check_single_step(results: Sequence[AttackResult], n: int) -> Check:
     ]
     if not pairs:
         return Check("iterative-vs-single-step", "skip", "no FGSM and PGD at the same budget")
+    if any(r.sequential for pair in pairs for r in pair):
+        return Check(
+            "iterative-vs-single-step",
+            "skip",
+            "the attacks ran all-or-nothing: their accuracies are cumulative, not comparable",
+        )
     bad = [
         (f, p)
         for f, p in pairs
@@ -281,9 +293,7 @@ def check_autoattack(results: Sequence[AttackResult]) -> Check:
     """PGD accuracy within :data:`MAX_AUTOATTACK_GAP` of AutoAttack at the same budget."""
     auto = [r for r in results if r.attack.startswith("autoattack")]
     if not auto:
-        return Check(
-            "pgd-vs-autoattack", "skip", "AutoAttack was not run (not available in this version)"
-        )
+        return Check("pgd-vs-autoattack", "skip", "AutoAttack was not run (add --autoattack)")
     gaps = []
     for a in auto:
         pgd = [
@@ -300,6 +310,38 @@ def check_autoattack(results: Sequence[AttackResult]) -> Check:
     if gap > MAX_AUTOATTACK_GAP:
         return Check("pgd-vs-autoattack", "fail", f"gap over 5 points: {line}")
     return Check("pgd-vs-autoattack", "pass", line)
+
+
+def check_sweep(sweep: Sweep, n: int) -> Check:
+    """A sweep must not rise beyond noise; a steps / restarts sweep still falling past the
+    base attack's own count is a warning (that attack had not converged)."""
+    name = f"sweep-{sweep.kind}"
+    unit = {"steps": "steps", "restarts": "restarts", "eps": "eps"}[sweep.kind]
+    points = list(zip(sweep.values, sweep.robust_accuracy, strict=True))
+    best_v, best_a = points[0]
+    for v, a in points[1:]:
+        tol = tolerance(best_a, n)
+        if a > best_a + tol:
+            return Check(
+                name,
+                "fail",
+                f"accuracy rose: {_pct(a)} at {unit} {v:g} vs {_pct(best_a)} at {unit} "
+                f"{best_v:g} (tolerance {_pct(tol)}, {n} images)",
+            )
+        if a < best_a:
+            best_v, best_a = v, a
+    line = " -> ".join(f"{v:g}: {_pct(a)}" for v, a in points)
+    if sweep.kind in ("steps", "restarts"):
+        own = sweep.base["steps" if sweep.kind == "steps" else "restarts"]
+        at_own = [a for v, a in points if v <= own]
+        last = points[-1][1]
+        if at_own and points[-1][0] > own and last < at_own[-1] - tolerance(at_own[-1], n):
+            return Check(
+                name,
+                "warn",
+                f"still falling after the evaluated {own} {unit}: {line}; report the larger count",
+            )
+    return Check(name, "pass", line)
 
 
 def check_backend_spread(results: Sequence[AttackResult]) -> Check:
@@ -502,4 +544,5 @@ def run_checks(
         checks.append(check_transfer(white_box, transfer, noise, n_all))
         checks.append(check_autoattack(report.results))
         checks.append(check_backend_spread(report.results))
+        checks += [check_sweep(sw, n_all) for sw in report.sweeps]
     return checks

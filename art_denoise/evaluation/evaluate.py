@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from art_denoise._validation import as_float_images, as_labels, check_positive_int
-from art_denoise.attacks.backends import AttackBackend, get_backend
+from art_denoise.attacks.backends import AttackBackend, UnsupportedAttackError, get_backend
 from art_denoise.attacks.backends.base import attack_guard, infer_num_classes
 from art_denoise.attacks.eot import is_randomized
 from art_denoise.attacks.spec import AttackSpec
@@ -27,7 +27,9 @@ from art_denoise.evaluation.metrics import (
     max_perturbation,
     predict,
 )
+from art_denoise.evaluation.physical import RP2Evaluation
 from art_denoise.evaluation.report import AttackResult, ModelReport, Report
+from art_denoise.evaluation.sweeps import SweepSpec, run_sweep
 
 __all__ = ["draw_targets", "environment", "evaluate"]
 
@@ -88,6 +90,10 @@ def evaluate(
     progress: bool = True,
     checks: bool = True,
     reference_model: nn.Module | None = None,
+    sweeps: Sequence[SweepSpec] = (),
+    all_or_nothing: bool = False,
+    skip_unsupported: bool = False,
+    rp2: RP2Evaluation | None = None,
 ) -> Report:
     """Attack each model with each spec through each backend and collect a :class:`Report`.
 
@@ -112,6 +118,18 @@ def evaluate(
         reference_model: an undefended model of the same task; attacks crafted on it are
             transferred to each model for the white-box-vs-transfer check (skipped when
             ``None``).
+        sweeps: :class:`~art_denoise.evaluation.sweeps.SweepSpec` s (steps, eps, restarts)
+            run on every model around its first untargeted PGD attack (the EOT version
+            for a model that has one); the step and restart sweeps run in one pass.
+        all_or_nothing: run the attacks as one sequence (the CAAD criterion): each
+            (attack, backend) runs only on the images every earlier one failed on, and its
+            ``robust_accuracy`` is the fraction still standing after it (cumulative).
+            Faster, and the report says so. By default every attack runs on every image.
+        skip_unsupported: skip the (attack, backend) pairs a backend cannot express (e.g.
+            AutoAttack in foolbox), listing them in ``report.skipped``; an attack no
+            backend can run still raises.
+        rp2: run RP2 stickers (:class:`RP2Evaluation`) on every model: targeted success per
+            target class, average, worst and L2 dissimilarity (BlurNet's table).
 
     Returns:
         The report; ``report.save(out_dir)`` writes it.
@@ -147,9 +165,26 @@ def evaluate(
     if not backends:
         raise ValueError("backends must name at least one backend")
     engines = [b if isinstance(b, AttackBackend) else get_backend(b) for b in backends]
-    for engine in engines:
-        for s in [*specs, *(s for v in extra.values() for s in v)]:
-            engine.check(s)
+    skipped: dict[tuple[AttackSpec, str], str] = {}
+    for s in [*specs, *(s for v in extra.values() for s in v)]:
+        errors = {}
+        for engine in engines:
+            try:
+                engine.check(s)
+            except UnsupportedAttackError as err:
+                errors[engine.name] = str(err)
+        if errors and (not skip_unsupported or len(errors) == len(engines)):
+            raise UnsupportedAttackError(next(iter(errors.values())))
+        skipped.update({(s, name): msg for name, msg in errors.items()})
+    sweep_specs = list(sweeps)
+    for sw in sweep_specs:
+        if not isinstance(sw, SweepSpec):
+            raise TypeError(f"sweeps must be SweepSpec instances, got {type(sw).__name__}")
+    for flag, value in (("all_or_nothing", all_or_nothing), ("skip_unsupported", skip_unsupported)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be a bool, got {value!r}")
+    if rp2 is not None and not isinstance(rp2, RP2Evaluation):
+        raise TypeError(f"rp2 must be an RP2Evaluation or None, got {type(rp2).__name__}")
     check_positive_int("seed", seed, minimum=0)
     if not isinstance(checks, bool):
         raise TypeError(f"checks must be a bool, got {checks!r}")
@@ -158,6 +193,17 @@ def evaluate(
             "reference_model must be a torch.nn.Module or None, got "
             f"{type(reference_model).__name__}"
         )
+    # sweeps: each model's base attack, and the values, checked before any attack runs
+    sweep_bases = {name: _sweep_attack(specs + extra.get(name, [])) for name in models}
+    for sw in sweep_specs:
+        for name, base in sweep_bases.items():
+            if sw.attack is None and base is None:
+                raise ValueError(
+                    f"sweeps need an untargeted PGD attack: model {name!r} has none among "
+                    f"{[s.key for s in specs + extra.get(name, [])]} (add one, or give "
+                    "SweepSpec(attack=...))"
+                )
+            sw.resolve(sw.attack or base)  # type: ignore[arg-type]
     dev = resolve_device(device)
     xt = as_float_images(x).to(dev)
     if len(xt) == 0:
@@ -193,17 +239,30 @@ def evaluate(
             )
             for spec in model_specs:
                 target = draw_targets(yt, num_classes, seed) if spec.targeted else None
+                labels = target if target is not None else yt
                 for engine in engines:
+                    if (spec, engine.name) in skipped:
+                        bar.update(1)
+                        continue
                     bar.set_postfix_str(f"{name} {spec.key} {engine.name}")
+                    # all-or-nothing: only the images every earlier attack failed on
+                    idx = (
+                        still_correct.nonzero().flatten()
+                        if all_or_nothing
+                        else torch.arange(len(xt), device=dev)
+                    )
                     start = time.perf_counter()
-                    x_adv = engine.run(m, xt, target if target is not None else yt, spec, seed=seed)
+                    x_adv = engine.run(m, xt[idx], labels[idx], spec, seed=seed)
                     seconds = time.perf_counter() - start
                     adv_pred = predict(m, x_adv)
                     # An image misclassified when clean never counts as robust, whatever
                     # the attack does to it (ART's DeepFool pushes such images into the
                     # true class).
-                    correct = (adv_pred == yt) & clean_correct
+                    correct = torch.zeros_like(clean_correct)
+                    correct[idx] = (adv_pred == yt[idx]) & clean_correct[idx]
                     still_correct &= correct
+                    if all_or_nothing:
+                        correct = still_correct.clone()
                     report.results.append(
                         AttackResult(
                             attack=spec.name,
@@ -217,16 +276,29 @@ def evaluate(
                             targeted=spec.targeted,
                             robust_accuracy=float(correct.float().mean()),
                             attack_success_rate=attack_success_rate(
-                                clean_pred, adv_pred, yt, target
+                                clean_pred[idx],
+                                adv_pred,
+                                yt[idx],
+                                None if target is None else target[idx],
                             ),
-                            l2_dissimilarity=l2_dissimilarity(xt, x_adv),
-                            max_perturbation=max_perturbation(xt, x_adv, spec.norm),
+                            l2_dissimilarity=l2_dissimilarity(xt[idx], x_adv),
+                            max_perturbation=max_perturbation(xt[idx], x_adv, spec.norm),
                             seconds=seconds,
                             eot_samples=spec.eot_samples,
+                            n_attacked=len(idx),
+                            sequential=all_or_nothing,
                         )
                     )
                     bar.update(1)
             report.all_or_nothing_accuracy = float(still_correct.float().mean())
+            for sw in sweep_specs:
+                bar.set_postfix_str(f"{name} {sw.kind} sweep")
+                base = sw.attack or sweep_bases[name]
+                assert base is not None  # checked before any attack
+                report.sweeps.append(run_sweep(m, xt, yt, sw, base, engines[0], seed=seed))
+            if rp2 is not None:
+                bar.set_postfix_str(f"{name} rp2")
+                report.rp2 = rp2.run(m, xt, yt)
             if checks:
                 bar.set_postfix_str(f"{name} checks")
                 report.checks = run_checks(
@@ -247,4 +319,18 @@ def evaluate(
         dataset={"name": dataset, "split": split, "n_samples": len(xt)},
         models=reports,
         environment=environment(dev),
+        skipped=[
+            {"attack": spec.key, "backend": backend, "reason": reason}
+            for (spec, backend), reason in skipped.items()
+        ],
+        all_or_nothing=all_or_nothing,
     )
+
+
+def _sweep_attack(specs: Sequence[AttackSpec]) -> AttackSpec | None:
+    """The first untargeted PGD spec, the one with the most EOT samples among equals."""
+    pgd = [s for s in specs if s.attack == "pgd" and not s.targeted]
+    if not pgd:
+        return None
+    most = max(s.eot_samples for s in pgd)
+    return next(s for s in pgd if s.eot_samples == most)

@@ -7,15 +7,22 @@
                  "results": [{"attack", "backend", "norm", "eps", "step_size", "steps",
                               "random_start", "robust_accuracy", "attack_success_rate",
                               "l2_dissimilarity", "max_perturbation", "seconds",
-                              "eot_samples", ...}],
+                              "eot_samples", "n_attacked", "sequential", ...}],
                  "backend_spread": {"<attack>@<eps>": float},
                  "all_or_nothing_accuracy",
                  "checks": [{"name", "status", "detail"}],
-                 "verified": bool | null}],
+                 "verified": bool | null,
+                 "sweeps": [{"kind", "attack", "backend", "values", "robust_accuracy",
+                             "base", "seconds", "n_samples"}],
+                 "rp2": {"per_target", "average", "worst", ...} | null}],
+     "all_or_nothing": bool,
+     "skipped": [{"attack", "backend", "reason"}],
      "environment": {"torch", "art", "torchattacks", "foolbox", "device"}}
 
 Accuracies are fractions in [0, 1]. Keys are only ever added, never renamed. ``"checks"``
 is empty and ``"verified"`` is ``null`` when the checks were not run (and in older files).
+With ``"all_or_nothing": true`` the attacks ran as one sequence, each on the images every
+earlier one failed on (``"n_attacked"``), and each ``robust_accuracy`` is cumulative.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from art_denoise._io import atomic_path, atomic_write_text
+from art_denoise.evaluation.sweeps import SWEEP_KINDS, Sweep
 
 __all__ = ["CHECK_STATUSES", "REPORT_SCHEMA", "AttackResult", "Check", "ModelReport", "Report"]
 
@@ -82,6 +90,10 @@ class AttackResult:
     max_perturbation: float
     seconds: float
     eot_samples: int = 1
+    #: images the attack ran on (fewer than the evaluation's in an all-or-nothing run)
+    n_attacked: int | None = None
+    #: part of an all-or-nothing sequence: ``robust_accuracy`` is cumulative
+    sequential: bool = False
 
     @property
     def key(self) -> str:
@@ -102,6 +114,8 @@ class ModelReport:
     results: list[AttackResult] = field(default_factory=list)
     all_or_nothing_accuracy: float = float("nan")
     checks: list[Check] = field(default_factory=list)
+    sweeps: list[Sweep] = field(default_factory=list)
+    rp2: dict[str, Any] | None = None
 
     @property
     def verified(self) -> bool | None:
@@ -141,6 +155,8 @@ class ModelReport:
             "all_or_nothing_accuracy": self.all_or_nothing_accuracy,
             "checks": [c.to_dict() for c in self.checks],
             "verified": self.verified,
+            "sweeps": [sw.to_dict() for sw in self.sweeps],
+            "rp2": self.rp2,
         }
 
 
@@ -151,6 +167,10 @@ class Report:
     dataset: dict[str, Any]
     models: list[ModelReport]
     environment: dict[str, Any]
+    #: (attack, backend) pairs a backend could not express, with the reason
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    #: the attacks ran as one all-or-nothing sequence (cumulative accuracies)
+    all_or_nothing: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of schema ``"art-denoise/report/1"``."""
@@ -158,6 +178,8 @@ class Report:
             "schema": REPORT_SCHEMA,
             "dataset": dict(self.dataset),
             "models": [m.to_dict() for m in self.models],
+            "all_or_nothing": self.all_or_nothing,
+            "skipped": [dict(s) for s in self.skipped],
             "environment": dict(self.environment),
         }
 
@@ -180,10 +202,18 @@ class Report:
                 ],
                 all_or_nothing_accuracy=m["all_or_nothing_accuracy"],
                 checks=[Check.from_dict(c) for c in m.get("checks", [])],
+                sweeps=[Sweep.from_dict(sw) for sw in m.get("sweeps", [])],
+                rp2=m.get("rp2"),
             )
             for m in data["models"]
         ]
-        return cls(dataset=data["dataset"], models=models, environment=data["environment"])
+        return cls(
+            dataset=data["dataset"],
+            models=models,
+            environment=data["environment"],
+            skipped=list(data.get("skipped", [])),
+            all_or_nothing=bool(data.get("all_or_nothing", False)),
+        )
 
     # ------------------------------------------------------------------ text
     def summary_table(self) -> str:
@@ -191,8 +221,8 @@ class Report:
         backends (with the backend spread) and the all-or-nothing accuracy."""
         return _format_table(*_summary_rows(self.models))
 
-    def to_markdown(self, chart: str | None = None) -> str:
-        """The Markdown report; ``chart`` is the PNG's file name to embed."""
+    def to_markdown(self, chart: str | None = None, sweep_chart: str | None = None) -> str:
+        """The Markdown report; ``chart`` and ``sweep_chart`` are PNG file names to embed."""
         d = self.dataset
         lines = [
             "# art-denoise robustness report",
@@ -221,6 +251,18 @@ class Report:
                 if any(m.checks for m in self.models)
                 else []
             ),
+            *(
+                [
+                    "",
+                    "**All-or-nothing run** (the CAAD criterion): the attacks ran as one "
+                    "sequence, each only on the images every earlier attack (and backend) "
+                    "failed on (column *attacked*), so each robust accuracy is the fraction "
+                    "still standing after that attack and all before it, not the attack's "
+                    "own number.",
+                ]
+                if self.all_or_nothing
+                else []
+            ),
             "",
             "## Summary",
             "",
@@ -228,6 +270,11 @@ class Report:
         ]
         if chart:
             lines += ["", f"![robust accuracy per attack and backend]({chart})"]
+        if sweep_chart and any(m.sweeps for m in self.models):
+            lines += ["", f"![robust accuracy against steps, eps and restarts]({sweep_chart})"]
+        if self.skipped:
+            lines += ["", "Not run (the backend cannot express the attack):", ""]
+            lines += [f"- {s['attack']} / {s['backend']}: {s['reason']}" for s in self.skipped]
         for m in self.models:
             lines += [
                 "",
@@ -249,6 +296,7 @@ class Report:
                 "L2 dissim.",
                 "max ‖δ‖",
                 "seconds",
+                *(["attacked"] if self.all_or_nothing else []),
             ]
             rows = [
                 [
@@ -263,10 +311,13 @@ class Report:
                     f"{r.l2_dissimilarity:.4f}",
                     f"{r.max_perturbation:.4f}",
                     f"{r.seconds:.2f}",
+                    *([str(r.n_attacked)] if self.all_or_nothing else []),
                 ]
                 for r in m.results
             ]
             lines.append(_markdown_table(header, rows))
+            lines += _sweep_lines(m)
+            lines += _rp2_lines(m)
             if m.checks:
                 lines += [
                     "",
@@ -312,8 +363,39 @@ class Report:
         fig.tight_layout()
         return fig
 
+    def plot_sweeps(self) -> Any:
+        """Robust accuracy against steps (log scale), eps and restarts, one panel per kind
+        and one line per model (Xie et al. 2019, Fig. 6); ``None`` without sweeps."""
+        kinds = [
+            k for k in SWEEP_KINDS if any(sw.kind == k for m in self.models for sw in m.sweeps)
+        ]
+        if not kinds:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.6), squeeze=False)
+        xlabels = {"steps": "PGD steps", "eps": "eps", "restarts": "random restarts"}
+        for ax, kind in zip(axes[0], kinds, strict=True):
+            for m in self.models:
+                for sw in (sw for sw in m.sweeps if sw.kind == kind):
+                    ax.plot(sw.values, sw.robust_accuracy, marker="o", label=f"{m.name}")
+            if kind in ("steps", "restarts"):
+                ax.set_xscale("log")
+            ax.set_xlabel(xlabels[kind])
+            ax.set_ylabel("robust accuracy")
+            ax.set_ylim(0, 1)
+            ax.grid(True, alpha=0.3)
+            ax.set_title(f"{kind} sweep")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
-        """Write ``report.json``, ``report.md`` and ``robust_accuracy.png`` into ``out_dir``.
+        """Write ``report.json``, ``report.md``, ``robust_accuracy.png`` and, with sweeps,
+        ``sweeps.png`` into ``out_dir``.
 
         Every file is written atomically. Returns the directory.
         """
@@ -322,13 +404,19 @@ class Report:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         text = self.to_json()  # fails on NaN before anything is written
-        fig = self.plot()
-        try:
-            with atomic_path(out / "robust_accuracy.png") as tmp:
-                fig.savefig(tmp, format="png", dpi=120)
-        finally:
-            plt.close(fig)
-        atomic_write_text(out / "report.md", self.to_markdown(chart="robust_accuracy.png"))
+        figures = [("robust_accuracy.png", self.plot()), ("sweeps.png", self.plot_sweeps())]
+        for fname, fig in figures:
+            if fig is None:
+                continue
+            try:
+                with atomic_path(out / fname) as tmp:
+                    fig.savefig(tmp, format="png", dpi=120)
+            finally:
+                plt.close(fig)
+        atomic_write_text(
+            out / "report.md",
+            self.to_markdown(chart="robust_accuracy.png", sweep_chart="sweeps.png"),
+        )
         atomic_write_text(out / "report.json", text)
         return out
 
@@ -347,6 +435,49 @@ def _fmt(v: float | None) -> str:
 
 def _attack_keys(models: list[ModelReport]) -> list[str]:
     return list(dict.fromkeys(r.key for m in models for r in m.results))
+
+
+def _sweep_lines(m: ModelReport) -> list[str]:
+    lines: list[str] = []
+    for sw in m.sweeps:
+        vals = [f"{v:g}" for v in sw.values]
+        lines += [
+            "",
+            f"### {sw.kind.capitalize()} sweep: {sw.label()} ({sw.backend}, {sw.seconds:.1f} s)",
+            "",
+            _markdown_table(
+                [sw.kind, *vals], [["robust acc.", *(f"{a:.2%}" for a in sw.robust_accuracy)]]
+            ),
+        ]
+    return lines
+
+
+def _rp2_lines(m: ModelReport) -> list[str]:
+    if not m.rp2:
+        return []
+    r = m.rp2
+    cfg = r.get("config", {})
+    return [
+        "",
+        f"### RP2 stickers ({r['mask_fraction']:.0%} of the image, "
+        f"{cfg.get('n_stickers', '?')} sticker(s), {r['n_images']} correctly classified images)",
+        "",
+        f"Targeted success: average {r['average']:.2%}, worst {r['worst']:.2%} "
+        f"(target {r['worst_target']}); L2 dissimilarity {r['l2_dissimilarity']:.4f}.",
+        "",
+        _markdown_table(
+            ["target", "success", "L2 dissim.", "images"],
+            [
+                [
+                    str(t["target"]),
+                    f"{t['success']:.2%}",
+                    f"{t['l2_dissimilarity']:.4f}",
+                    str(t["n"]),
+                ]
+                for t in r["per_target"]
+            ],
+        ),
+    ]
 
 
 def _verdict(m: ModelReport) -> str:

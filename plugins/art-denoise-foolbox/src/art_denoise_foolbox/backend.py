@@ -8,7 +8,7 @@ import foolbox as fb
 import torch
 from torch import nn
 
-from art_denoise.attacks.backends import AttackBackend, BatchAttack
+from art_denoise.attacks.backends import AttackBackend, BatchAttack, UnsupportedAttackError
 from art_denoise.attacks.spec import AttackSpec
 
 __all__ = ["FoolboxBackend"]
@@ -52,7 +52,12 @@ class FoolboxBackend(AttackBackend):
     package = "foolbox"
 
     def check(self, spec: AttackSpec) -> None:
-        """foolbox expresses every attack of :data:`~art_denoise.attacks.ATTACKS`."""
+        """foolbox expresses every attack of :data:`~art_denoise.attacks.ATTACKS` but
+        AutoAttack, which foolbox 3.3.4 does not ship (it has no APGD and no Square)."""
+        if spec.attack == "autoattack":
+            raise UnsupportedAttackError(
+                f"foolbox 3.3.4 has no AutoAttack (no APGD, no Square); cannot run {spec.key}"
+            )
 
     def _make_attack(
         self, model: nn.Module, spec: AttackSpec, input_shape: tuple[int, ...], num_classes: int

@@ -49,6 +49,13 @@ class TorchattacksBackend(AttackBackend):
     output often sits on the boundary, unchanged in its prediction (REFERENCES.md §3).
     An image already misclassified is returned unchanged.
 
+    AutoAttack is ``torchattacks.AutoAttack(version="standard", n_classes=<the model's>)``:
+    APGD-CE, APGD-T, FAB-T and Square, each on the images the previous ones left
+    standing. torchattacks builds its sub-attacks with ``steps=10`` where the original
+    standard version runs 100 iterations; the backend sets ``steps`` of APGD, APGD-T and
+    FAB-T to ``spec.steps`` and Square's ``n_queries`` to ``spec.queries`` (standard:
+    100 and 5000), and seeds every sub-attack with the harness's seed for the restart.
+
     Example:
         >>> from art_denoise.attacks import AttackSpec
         >>> backend = TorchattacksBackend()
@@ -59,6 +66,8 @@ class TorchattacksBackend(AttackBackend):
     package = "torchattacks"
 
     def check(self, spec: AttackSpec) -> None:
+        if spec.attack == "autoattack":
+            return
         if spec.attack == "fgsm" and spec.norm != "inf":
             raise UnsupportedAttackError(
                 "torchattacks has no L2 fast gradient method (its FGSM is Linf only); "
@@ -84,6 +93,8 @@ class TorchattacksBackend(AttackBackend):
                 f"torchattacks' DeepFool linearises against all {num_classes} classes; cannot "
                 f"limit it to candidates={spec.candidates} ({spec.key})"
             )
+        if spec.attack == "autoattack":
+            return _auto_attack(model, spec, device, num_classes)
         attack = _build(model, spec, device)
         if spec.targeted:
             attack.set_mode_targeted_by_label(quiet=True)
@@ -93,6 +104,41 @@ class TorchattacksBackend(AttackBackend):
             return adv
 
         return run_batch
+
+
+def _auto_attack(
+    model: nn.Module, spec: AttackSpec, device: torch.device, num_classes: int
+) -> BatchAttack:
+    """The standard AutoAttack with the original iteration and query counts."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        attack = torchattacks.AutoAttack(
+            model,
+            norm="Linf" if spec.norm == "inf" else "L2",
+            eps=float(spec.eps or 0.0),
+            version="standard",
+            n_classes=num_classes,
+            seed=0,
+            verbose=False,
+        )
+    attack.set_device(device)
+    subs = attack._autoattack.attacks
+    for sub in subs:
+        sub.set_device(device)
+        if isinstance(sub, torchattacks.Square):
+            sub.n_queries = spec.queries
+        else:
+            sub.steps = spec.steps
+
+    def run_batch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # The harness seeded torch for this restart; every sub-attack re-seeds from it.
+        seed = torch.initial_seed()
+        for sub in subs:
+            sub.seed = seed
+        with contextlib.redirect_stdout(io.StringIO()):
+            adv: torch.Tensor = attack(x.to(device), y.to(device))
+        return adv
+
+    return run_batch
 
 
 def _build(model: nn.Module, spec: AttackSpec, device: torch.device) -> Any:
