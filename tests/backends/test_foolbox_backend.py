@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from art_denoise.attacks import ATTACKS, AttackSpec
+from art_denoise.attacks.backends import UnsupportedAttackError
 
 pytest.importorskip("foolbox")
 art_denoise_foolbox = pytest.importorskip("art_denoise_foolbox")
@@ -98,11 +99,18 @@ def test_model_in_train_mode_reaches_foolbox_in_eval_mode(backend, fresh_model, 
         AttackSpec(attack=a, norm=n, eps=0.1, step_size=0.01 if a == "pgd" else None)
         for a in ATTACKS
         for n in ATTACKS[a]
+        if a != "autoattack"
     ],
-    ids=[f"{a}-l{n}" for a in ATTACKS for n in ATTACKS[a]],
+    ids=[f"{a}-l{n}" for a in ATTACKS for n in ATTACKS[a] if a != "autoattack"],
 )
-def test_every_attack_supported(backend, spec):
+def test_every_attack_but_autoattack_supported(backend, spec):
     backend.check(spec)
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_autoattack_is_refused(backend, norm):
+    with pytest.raises(UnsupportedAttackError, match=r"foolbox 3\.3\.4 has no AutoAttack"):
+        backend.check(AttackSpec(attack="autoattack", norm=norm, eps=0.1))
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,11 @@ def test_report_schema(report: Report) -> None:
         "all_or_nothing_accuracy",
         "checks",
         "verified",
+        "sweeps",
+        "rp2",
     }
+    assert m["sweeps"] == [] and m["rp2"] is None
+    assert d["all_or_nothing"] is False and d["skipped"] == []
     assert len(m["results"]) == 3
     for r in m["results"]:
         assert set(r) >= RESULT_KEYS
