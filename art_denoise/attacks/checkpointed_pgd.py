@@ -12,8 +12,10 @@ sign / normalised-gradient step, projection and clipping. The state after ``s`` 
 therefore exactly the output of a separate ``s``-step run at the same seed (tested
 against the torchattacks backend).
 
-The L2 random start is a uniform point in the L2 ball (as ART and foolbox draw it;
-torchattacks draws the radius uniformly, which the backends refuse).
+The L2 random start is a uniform point in the L2 ball (``training.attacks.random_ball``,
+seeded with the restart's seed; torchattacks draws the radius uniformly, which the
+backends refuse). The step is written out rather than taken from ``project_to_ball`` so that
+its arithmetic (``eps_for_division``, the min with 1) is torchattacks' to the last bit.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from art_denoise._validation import as_float_images, as_labels
-from art_denoise.attacks.backends.base import _seed_everything, attack_guard, infer_num_classes
+from art_denoise.attacks.backends.base import attack_guard, infer_num_classes, seed_everything
 from art_denoise.attacks.eot import EOTModel
 from art_denoise.attacks.spec import AttackSpec
+from art_denoise.training.attacks import random_ball
 
 __all__ = ["pgd_checkpoint_states"]
 
@@ -58,14 +61,12 @@ def _checkpoints(values: Sequence[int]) -> list[int]:
     return out
 
 
-def _random_start(x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+def _random_start(x: torch.Tensor, eps: float, norm: str, gen: torch.Generator) -> torch.Tensor:
     if norm == "inf":
-        # torchattacks PGD: uniform in the cube, then clipped to [0, 1]
+        # torchattacks PGD: uniform in the cube from the global RNG, then clipped to [0, 1]
         return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0.0, 1.0)
-    flat = torch.randn_like(x).reshape(len(x), -1)
-    direction = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    radius = eps * torch.rand(len(x), 1, device=x.device, dtype=x.dtype) ** (1.0 / flat.shape[1])
-    return (x + (direction * radius).view_as(x)).clamp(0.0, 1.0)
+    delta = random_ball(tuple(x.shape), eps, "2", gen).to(device=x.device, dtype=x.dtype)
+    return (x + delta).clamp(0.0, 1.0)
 
 
 def _step(
@@ -132,13 +133,14 @@ def pgd_checkpoint_states(
     with attack_guard(model):
         grad_model = EOTModel(model, spec.eot_samples).eval() if spec.eot_samples > 1 else model
         for r in range(n_restarts):
-            _seed_everything(seed + r)
+            seed_everything(seed + r)
+            gen = torch.Generator().manual_seed(seed + r)
             for start in range(0, len(xt), spec.batch_size):
                 xb = xt[start : start + spec.batch_size]
                 yb = yt[start : start + spec.batch_size]
                 x_adv = xb.clone().detach()
                 if spec.random_start and eps > 0:
-                    x_adv = _random_start(x_adv, eps, spec.norm).detach()
+                    x_adv = _random_start(x_adv, eps, spec.norm, gen).detach()
                 done = 0
                 for i, target in enumerate(steps):
                     while done < target and eps > 0:

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from art_denoise.attacks.backends import UnsupportedAttackError, available_backends, get_backend
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.evaluation import evaluate
 from art_denoise.evaluation.metrics import predict
+from tests.evaluation.test_checks import Quantised
 
 N = 60
 #: Small budgets keep this under a minute; the CLI defaults are the standard 100 / 5000.
 AA = AttackSpec(attack="autoattack", eps=0.1, steps=20, queries=300, batch_size=64)
 PGD = AttackSpec(attack="pgd", eps=0.1, step_size=0.0125, steps=20, random_start=True)
-
-
-class Quantised(nn.Module):
-    """Rounds its input to 5 levels: a zero gradient everywhere (gradient masking)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(torch.round(x * 4) / 4)
 
 
 @pytest.fixture

@@ -55,24 +55,26 @@ def test_checkpoints_equal_separate_torchattacks_runs(digits_model, data, random
     assert int(states[0, 0].sum()) > int(states[-1, 0].sum())
 
 
-def test_clean_start_checkpoints_equal_art(digits_model, data) -> None:
+@pytest.mark.parametrize(
+    ("backend", "spec", "steps"),
+    [
+        ("art", PGD.replace(random_start=False), (5, 20)),
+        (
+            "torchattacks",
+            AttackSpec(attack="pgd", norm="2", eps=1.0, step_size=0.2, steps=10, batch_size=64),
+            (4, 12),
+        ),
+    ],
+    ids=["art-linf-clean-start", "torchattacks-l2"],
+)
+def test_checkpoints_equal_separate_runs(digits_model, data, backend, spec, steps) -> None:
+    if backend != "art":
+        pytest.importorskip(backend)
     x, y = data
-    spec = PGD.replace(random_start=False)
-    states = pgd_checkpoint_states(digits_model, x, y, spec, [5, 20], seed=0)
-    art = get_backend("art")
-    for i, s in enumerate((5, 20)):
-        sep = art.run(digits_model, x, y, spec.replace(steps=s), seed=0)
-        assert torch.equal(states[i, 0], _correct(digits_model, sep, y)), s
-
-
-def test_l2_checkpoints_equal_torchattacks(digits_model, data) -> None:
-    pytest.importorskip("torchattacks")
-    x, y = data
-    spec = AttackSpec(attack="pgd", norm="2", eps=1.0, step_size=0.2, steps=10, batch_size=64)
-    states = pgd_checkpoint_states(digits_model, x, y, spec, [4, 12], seed=0)
-    backend = get_backend("torchattacks")
-    for i, s in enumerate((4, 12)):
-        sep = backend.run(digits_model, x, y, spec.replace(steps=s), seed=0)
+    states = pgd_checkpoint_states(digits_model, x, y, spec, list(steps), seed=0)
+    engine = get_backend(backend)
+    for i, s in enumerate(steps):
+        sep = engine.run(digits_model, x, y, spec.replace(steps=s), seed=0)
         assert torch.equal(states[i, 0], _correct(digits_model, sep, y)), s
 
 
@@ -225,3 +227,15 @@ def test_checkpoint_input_errors(digits_model, data) -> None:
         pgd_checkpoint_states(digits_model, x, y, PGD, [1], restarts=0)
     with pytest.raises(ValueError, match="NaN"):
         pgd_checkpoint_states(digits_model, x * float("nan"), y, PGD, [1])
+
+
+def test_l2_random_start_is_seeded_per_restart(digits_model, data) -> None:
+    x, y = data
+    spec = AttackSpec(
+        attack="pgd", norm="2", eps=1.5, step_size=0.3, steps=3, random_start=True, batch_size=64
+    )
+    a = pgd_checkpoint_states(digits_model, x, y, spec, [1, 3], restarts=2, seed=4)
+    b = pgd_checkpoint_states(digits_model, x, y, spec, [1, 3], restarts=2, seed=4)
+    assert torch.equal(a, b)
+    # the two restarts draw different starts, so some image differs between them
+    assert not torch.equal(a[:, 0], a[:, 1])

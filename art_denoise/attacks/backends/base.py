@@ -36,6 +36,7 @@ __all__ = [
     "infer_num_classes",
     "perturbation_norms",
     "project_to_ball",
+    "seed_everything",
 ]
 
 #: Attacks one batch: (x, y) -> x_adv, all tensors on the model's device.
@@ -117,7 +118,8 @@ def project_to_ball(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str)
     return (x + delta).clamp(0.0, 1.0)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and ``random`` (what the harness does before each restart)."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
@@ -204,7 +206,7 @@ class AttackBackend(abc.ABC):
             attack = self._make_attack(target, spec, tuple(xt.shape[1:]), num_classes)
             todo = torch.ones(len(xt), dtype=torch.bool, device=xt.device)
             for restart in range(spec.restarts):
-                _seed_everything(seed + restart)
+                seed_everything(seed + restart)
                 idx = todo.nonzero().flatten()
                 for start in range(0, len(idx), spec.batch_size):
                     b = idx[start : start + spec.batch_size]
