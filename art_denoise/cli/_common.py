@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from art_denoise.attacks.spec import AttackSpec
 
-__all__ = ["CLI_ATTACKS", "comma_floats", "comma_list", "make_specs"]
+__all__ = ["CLI_ATTACKS", "comma_floats", "comma_ints", "comma_list", "make_specs"]
 
 #: Attack names the CLI accepts (``pgd`` means PGD in the chosen norm).
 CLI_ATTACKS = ("fgsm", "pgd", "deepfool", "autoattack")
@@ -26,6 +26,15 @@ def comma_floats(text: str) -> list[float]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def comma_ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
         ) from None
 
 

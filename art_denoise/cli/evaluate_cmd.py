@@ -134,6 +134,11 @@ def specs_from_args(args: argparse.Namespace) -> list:
 def sweeps_from_args(args: argparse.Namespace) -> list[SweepSpec]:
     """The ``--sweep`` kinds as :class:`SweepSpec` s, with their cuts."""
     out = []
+    # a cut or a value list for a sweep that is not asked for would be silently ignored
+    if args.sweep_eps and "eps" not in args.sweep:
+        raise ValueError("--sweep-eps needs --sweep eps")
+    if args.max_steps is not None and "steps" not in args.sweep:
+        raise ValueError("--max-steps needs --sweep steps")
     for kind in dict.fromkeys(args.sweep):
         if kind not in SWEEP_KINDS:
             raise ValueError(f"unknown sweep {kind!r}; expected one of {', '.join(SWEEP_KINDS)}")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from art_denoise.cli._common import comma_list
+from art_denoise.cli._common import comma_ints, comma_list
 
 HELP = "train a model (none, pgd, mix, fast or pcl) and write model.safetensors for evaluate"
 
@@ -40,6 +40,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="digits, mnist, fashion-mnist or cifar10")
     p.add_argument("--data-path", type=Path, default=None, help="directory holding the dataset")
     p.add_argument("--model", default="smallcnn", help="smallcnn or preact-resnet18")
+    p.add_argument(
+        "--widths",
+        type=comma_ints,
+        default=None,
+        help="smallcnn: channels of its two conv stages (default 32,64)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=int,
+        default=None,
+        help="smallcnn: hidden fully-connected units (default 128)",
+    )
     p.add_argument("--method", default="pgd", choices=METHOD_CHOICES)
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--epochs", type=int, default=10)
@@ -120,6 +132,24 @@ def _method_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return "fast", {**common, "step_size": args.step_size}
 
 
+def _model_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``--widths`` / ``--hidden`` as constructor arguments (SmallCNN only), checked."""
+    config: dict[str, Any] = {}
+    if args.widths is None and args.hidden is None:
+        return config
+    if args.model != "smallcnn":
+        raise ValueError(f"--widths and --hidden size a smallcnn, not --model {args.model!r}")
+    if args.widths is not None:
+        if len(args.widths) != 2 or min(args.widths) < 1:
+            raise ValueError(f"--widths needs two channel counts >= 1, got {args.widths}")
+        config["widths"] = tuple(args.widths)
+    if args.hidden is not None:
+        if args.hidden < 1:
+            raise ValueError(f"--hidden must be >= 1, got {args.hidden}")
+        config["hidden"] = args.hidden
+    return config
+
+
 def _blurnet_settings(args: argparse.Namespace) -> dict[str, Any] | None:
     """The checked BlurNet options, or ``None`` when none is given."""
     from art_denoise._validation import check_non_negative
@@ -171,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pcl and args.method != "pgd":
         raise ValueError("--pcl combines PCL with --method pgd; use --method pcl for PCL alone")
     blurnet = _blurnet_settings(args)
+    model_config = _model_config(args)
     out: Path = args.out
     model_path = out / "model.safetensors"
     if not args.resume and ((out / CHECKPOINT_NAME).exists() or model_path.exists()):
@@ -197,7 +228,9 @@ def run(args: argparse.Namespace) -> int:
         x, y = x[kept], y[kept]
 
     torch.manual_seed(args.seed)
-    model = create_model(args.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    model = create_model(
+        args.model, input_shape=data.input_shape, num_classes=data.num_classes, **model_config
+    )
     if blurnet is not None and blurnet["blur"] is not None:
         model = insert_lowpass(model, kernel_size=blurnet["blur"], kind=blurnet["kind"])
     after: Any = args.denoise_after[0] if len(args.denoise_after) == 1 else args.denoise_after

@@ -134,8 +134,20 @@ def test_evaluate_reads_the_demo_model(demo_dir, tmp_path, capsys) -> None:
         (["--dataset", "cifar10", "--data-path", "{tmp}"], 1, "cifar10"),
         (["--model", "{tmp}/missing.safetensors"], 1, "model file not found"),
         (["--model", "{tmp}/corrupt.safetensors"], 1, "does not match the hash"),
+        (["--sweep-eps", "0.05,0.1"], 2, "--sweep-eps needs --sweep eps"),
+        (["--sweep", "restarts", "--max-steps", "50"], 2, "--max-steps needs --sweep steps"),
     ],
-    ids=["attack", "eps", "backend", "dataset", "missing data", "missing model", "corrupt"],
+    ids=[
+        "attack",
+        "eps",
+        "backend",
+        "dataset",
+        "missing data",
+        "missing model",
+        "corrupt",
+        "sweep-eps alone",
+        "max-steps alone",
+    ],
 )
 def test_bad_input_exit_codes(demo_dir, tmp_path, capsys, extra, code, message) -> None:
     corrupt = tmp_path / "corrupt.safetensors"

@@ -149,15 +149,40 @@ def test_denoise_blocks_are_trained_and_recorded(tmp_path) -> None:
     assert any(float(g.detach().abs().max()) > 0 for g in gammas)
 
 
+def test_widths_and_hidden_size_the_smallcnn(tmp_path) -> None:
+    out = tmp_path / "wide"
+    code = _train(out, "--method", "none", "--epochs", "1", "--widths", "8,24", "--hidden", "40")
+    assert code == 0
+    config = json.loads((out / "model.json").read_text())["config"]
+    assert config["widths"] == [8, 24] and config["hidden"] == 40
+    model = load_model(out / "model.safetensors")
+    assert model.stage1[0].out_channels == 8 and model.stage2[0].out_channels == 24
+    head = [p.shape[0] for n, p in model.named_parameters() if n.startswith("head")]
+    assert head == [40, 40, 10, 10]
+
+
 @pytest.mark.parametrize(
     "extra",
     [
         ("--method", "pgd", "--eps", "-0.1"),
+        ("--method", "none", "--widths", "16"),
+        ("--method", "none", "--widths", "16,0"),
+        ("--method", "none", "--hidden", "0"),
+        ("--method", "none", "--model", "preact-resnet18", "--hidden", "64"),
         ("--method", "pgd", "--eps", "0.1", "--epochs", "0"),
         ("--method", "pcl", "--pcl"),
         ("--method", "pgd", "--val-size", "400"),
     ],
-    ids=["negative eps", "zero epochs", "pcl twice", "val too large"],
+    ids=[
+        "negative eps",
+        "one width",
+        "zero width",
+        "zero hidden",
+        "hidden for resnet",
+        "zero epochs",
+        "pcl twice",
+        "val too large",
+    ],
 )
 def test_usage_errors_exit_2_and_write_nothing(tmp_path, extra, capsys) -> None:
     out = tmp_path / "bad"
