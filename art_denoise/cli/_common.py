@@ -20,22 +20,19 @@ def comma_list(text: str) -> list[str]:
     return items
 
 
-def comma_floats(text: str) -> list[float]:
+def _comma_numbers(text: str, kind: type, what: str) -> list:
     try:
-        return [float(t) for t in comma_list(text)]
+        return [kind(t) for t in comma_list(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+
+def comma_floats(text: str) -> list[float]:
+    return _comma_numbers(text, float, "numbers")
 
 
 def comma_ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in comma_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+    return _comma_numbers(text, int, "integers")
 
 
 def make_specs(

@@ -133,20 +133,10 @@ def _method_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def _model_config(args: argparse.Namespace) -> dict[str, Any]:
-    """``--widths`` / ``--hidden`` as constructor arguments (SmallCNN only), checked."""
-    config: dict[str, Any] = {}
-    if args.widths is None and args.hidden is None:
-        return config
-    if args.model != "smallcnn":
+    """``--widths`` / ``--hidden`` as constructor arguments (SmallCNN checks the values)."""
+    config = {k: v for k, v in (("widths", args.widths), ("hidden", args.hidden)) if v is not None}
+    if config and args.model != "smallcnn":
         raise ValueError(f"--widths and --hidden size a smallcnn, not --model {args.model!r}")
-    if args.widths is not None:
-        if len(args.widths) != 2 or min(args.widths) < 1:
-            raise ValueError(f"--widths needs two channel counts >= 1, got {args.widths}")
-        config["widths"] = tuple(args.widths)
-    if args.hidden is not None:
-        if args.hidden < 1:
-            raise ValueError(f"--hidden must be >= 1, got {args.hidden}")
-        config["hidden"] = args.hidden
     return config
 
 

@@ -63,8 +63,10 @@ class SmallCNN(nn.Module):
             raise ValueError(
                 f"SmallCNN needs H and W divisible by 4, got input_shape {tuple(input_shape)}"
             )
-        if len(widths) != 2:
-            raise ValueError(f"widths must have 2 entries, got {list(widths)}")
+        if len(widths) != 2 or min(widths) < 1:
+            raise ValueError(f"widths must be 2 channel counts >= 1, got {list(widths)}")
+        if hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {hidden}")
         self.input_shape = (c, h, w)
         self.num_classes = int(num_classes)
         mean = list(mean) if mean is not None else [0.5] * c

@@ -49,6 +49,10 @@ def test_unknown_model_and_bad_shape() -> None:
         create_model("vgg")
     with pytest.raises(ValueError, match="divisible by 4"):
         create_model("smallcnn", input_shape=(1, 9, 9))
+    with pytest.raises(ValueError, match=r"widths must be 2 channel counts >= 1, got \[16, 0\]"):
+        create_model("smallcnn", widths=(16, 0))
+    with pytest.raises(ValueError, match="hidden must be >= 1, got 0"):
+        create_model("smallcnn", hidden=0)
 
 
 def test_save_load_round_trip(tmp_path) -> None:
