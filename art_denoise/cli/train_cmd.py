@@ -99,6 +99,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="BlurNet: weight of the L-inf penalty on a --blur-kind learnable kernel",
     )
     p.add_argument("--val-size", type=int, default=1000, help="held-out training images")
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights (e.g. 0.999) and save it",
+    )
     p.add_argument("--overfit-drop", type=float, default=0.2, help="fast: early-stop threshold")
     p.add_argument("--train-size", type=int, default=None, help="first N training images")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
@@ -190,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
     method = create_method(name, **settings)
     if args.pcl and args.method != "pgd":
         raise ValueError("--pcl combines PCL with --method pgd; use --method pcl for PCL alone")
+    if args.ema is not None and not 0.0 <= args.ema < 1.0:
+        raise ValueError(f"--ema must be a decay in [0, 1), e.g. 0.999; got {args.ema}")
     blurnet = _blurnet_settings(args)
     model_config = _model_config(args)
     out: Path = args.out
@@ -286,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         validation=val,
         early_stop_drop=args.overfit_drop if name == "fast" and val is not None else None,
+        ema_decay=args.ema,
         progress=not args.quiet,
         dist_ctx=ctx,
         extra_settings={
@@ -324,6 +334,7 @@ def run(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "test_accuracy": acc,
             "best_epoch": result.best_epoch,
+            "ema_decay": args.ema,
             "stopped_early": result.stopped_early,
         },
     )

@@ -63,6 +63,8 @@ class RobustTrainerPyTorch(Trainer):
         scheduler: an LR scheduler on the classifier's optimizer (stepped per step).
         pcl: a :class:`PrototypeConformityLoss` added to the objective.
         centre_lr: learning rate of the PCL centres' SGD optimiser.
+        ema_decay: train with an exponential moving average of the weights (e.g. 0.999);
+            the classifier's model ends with the averaged weights.
         distributed: join the ``torchrun`` process group when launched by it.
         verbose: progress bar with loss, clean and adversarial accuracy.
     """
@@ -80,6 +82,7 @@ class RobustTrainerPyTorch(Trainer):
         scheduler: Any = None,
         pcl: PrototypeConformityLoss | None = None,
         centre_lr: float = 0.5,
+        ema_decay: float | None = None,
         distributed: bool = True,
         verbose: bool = True,
     ) -> None:
@@ -108,6 +111,7 @@ class RobustTrainerPyTorch(Trainer):
         self.pcl_optimizer = (
             torch.optim.SGD(pcl.parameters(), lr=centre_lr) if pcl is not None else None
         )
+        self.ema_decay = ema_decay
         self.distributed = distributed
         self.verbose = verbose
         self.last_result: FitResult | None = None
@@ -156,6 +160,7 @@ class RobustTrainerPyTorch(Trainer):
             "checkpoint_dir": self.checkpoint_dir,
             "checkpoint_every": self.checkpoint_every,
             "amp": self.amp,
+            "ema_decay": self.ema_decay,
             "progress": self.verbose,
             "dist_ctx": ctx,
         }

@@ -33,6 +33,7 @@ from art_denoise._validation import (
 )
 from art_denoise.blurnet.hooks import capture_features
 from art_denoise.training.attacks import pgd_examples, random_ball
+from art_denoise.training.averaging import WeightAverage
 from art_denoise.training.checkpoint import (
     load_checkpoint,
     model_signature,
@@ -234,6 +235,7 @@ def fit(
     validation: tuple[Any, Any] | None = None,
     validation_attack: ValidationAttack | None = None,
     early_stop_drop: float | None = None,
+    ema_decay: float | None = None,
     progress: bool = True,
     dist_ctx: DistContext | None = None,
     on_step: Callable[[int], None] | None = None,
@@ -279,6 +281,10 @@ def fit(
         early_stop_drop: stop when the validation PGD accuracy falls this far (a
             fraction, e.g. 0.2) below its best, and restore the best weights: the guard
             against catastrophic overfitting of fast adversarial training.
+        ema_decay: keep an exponential moving average of the weights with this decay
+            (:class:`~art_denoise.training.averaging.WeightAverage`, e.g. 0.999);
+            validation, early stopping and the trained model then use the averaged
+            weights.
         progress: show a progress bar (rank 0) with loss, clean and adversarial accuracy.
         dist_ctx: the distributed context (:func:`~art_denoise.training.distributed.
             init_distributed`); the model is wrapped in DistributedDataParallel.
@@ -312,6 +318,11 @@ def fit(
             raise ValueError("early_stop_drop needs validation data")
     if pcl is not None and pcl_optimizer is None:
         raise ValueError("pcl needs pcl_optimizer (the centres' own optimiser)")
+    if ema_decay is not None:
+        if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)):
+            raise TypeError(f"ema_decay must be a float in [0, 1), got {type(ema_decay).__name__}")
+        if not 0.0 <= float(ema_decay) < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     features = _check_feature_regularizers(model, feature_regularizers or {})
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     autocast = make_autocast(amp, dev)
@@ -355,6 +366,7 @@ def fit(
             validation_attack = ValidationAttack(eps=eps, norm=getattr(method, "norm", "inf"))
 
     model.to(dev)
+    averager = WeightAverage(model, float(ema_decay)) if ema_decay is not None else None
     train_model: nn.Module = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -376,6 +388,8 @@ def fit(
         "amp": amp,
         "pcl": pcl.config() if pcl is not None else None,
         "world_size": ctx.world_size,
+        # Only when set, so that runs without averaging resume from older checkpoints.
+        **({"ema_decay": float(ema_decay)} if ema_decay is not None else {}),
         **(extra_settings or {}),
     }
     signature = model_signature(model)
@@ -400,6 +414,8 @@ def fit(
             pcl_optimizer.load_state_dict(state["pcl_optimizer"])
         if scaler is not None and state.get("scaler") is not None:
             scaler.load_state_dict(state["scaler"])
+        if averager is not None:
+            averager.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
         _set_rng_state(state["rng"])
         start_epoch, start_step = int(state["epoch"]), int(state["step_in_epoch"])
@@ -428,6 +444,7 @@ def fit(
                 "pcl": pcl.state_dict() if pcl is not None else None,
                 "pcl_optimizer": pcl_optimizer.state_dict() if pcl_optimizer is not None else None,
                 "scaler": scaler.state_dict() if scaler is not None else None,
+                "ema": averager.state_dict() if averager is not None else None,
                 "generator": gen.get_state(),
                 "rng": _rng_state(),
                 "epoch": epoch,
@@ -505,6 +522,8 @@ def fit(
                     pcl_optimizer.step()
             if scheduler is not None and scheduler_interval == "step":
                 scheduler.step()
+            if averager is not None:
+                averager.update(model)
             with torch.no_grad():  # running sums stay on the device: no sync per step
                 zero = torch.zeros((), dtype=torch.float64, device=dev)
                 clean = adv = n_clean = zero
@@ -539,7 +558,8 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
         }
         if val is not None and validation_attack is not None:
-            v_clean, v_adv = validation_attack.run(model, val[0], val[1], ctx, clip)
+            with averager.applied(model) if averager is not None else contextlib.nullcontext():
+                v_clean, v_adv = validation_attack.run(model, val[0], val[1], ctx, clip)
             entry.update(val_clean=v_clean, val_adv=v_adv)
             if early_stop_drop is not None:
                 if best["acc"] is None or v_adv > best["acc"]:
@@ -547,7 +567,10 @@ def fit(
                         "acc": v_adv,
                         "epoch": epoch + 1,
                         "state": {
-                            n_: t.detach().cpu().clone() for n_, t in model.state_dict().items()
+                            n_: t.detach().cpu().clone()
+                            for n_, t in (
+                                averager.shadow if averager is not None else model.state_dict()
+                            ).items()
                         },
                     }
                 elif v_adv < best["acc"] - early_stop_drop:
@@ -567,6 +590,8 @@ def fit(
     if early_stop_drop is not None and best["state"] is not None:
         model.load_state_dict(copy.deepcopy(best["state"]))
         result.best_epoch = best["epoch"]
+    elif averager is not None:
+        averager.copy_to(model)
     result.stopped_early = stopped
     optimizer.zero_grad(set_to_none=True)
     model.eval()

@@ -161,10 +161,26 @@ def test_widths_and_hidden_size_the_smallcnn(tmp_path) -> None:
     assert head == [40, 40, 10, 10]
 
 
+def test_ema_saves_the_averaged_weights(tmp_path) -> None:
+    import torch
+
+    out = tmp_path / "ema"
+    assert _train(out, "--method", "pgd", "--eps", "0.1", "--epochs", "1", "--ema", "0.9") == 0
+    meta = json.loads((out / "model.json").read_text())["metadata"]
+    assert meta["ema_decay"] == pytest.approx(0.9)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["ema"]["updates"] == 5  # 300 images, batch 64
+    saved = load_file(str(out / "model.safetensors"))
+    for name, value in saved.items():  # the model file holds the average, not the last step
+        torch.testing.assert_close(value, state["ema"]["shadow"][name])
+    assert not torch.equal(saved["head.3.weight"], state["model"]["head.3.weight"])
+
+
 @pytest.mark.parametrize(
     "extra",
     [
         ("--method", "pgd", "--eps", "-0.1"),
+        ("--method", "pgd", "--ema", "1.0"),
         ("--method", "none", "--widths", "16"),
         ("--method", "none", "--widths", "16,0"),
         ("--method", "none", "--hidden", "0"),
@@ -175,6 +191,7 @@ def test_widths_and_hidden_size_the_smallcnn(tmp_path) -> None:
     ],
     ids=[
         "negative eps",
+        "ema of 1",
         "one width",
         "zero width",
         "zero hidden",

@@ -26,12 +26,21 @@ def _clf(seed=0, optimizer=True):
     return to_art_classifier(model, optimizer=opt, device="cpu")
 
 
-def test_pgd_trainer_equals_the_torch_loop_and_accepts_one_hot(digits):
+@pytest.mark.parametrize("ema_decay", [None, 0.9], ids=["last-weights", "ema"])
+def test_pgd_trainer_equals_the_torch_loop_and_accepts_one_hot(digits, ema_decay):
     x, y, _, _ = digits
     x, y = x[:256], y[:256]
     clf = _clf()
     AdversarialTrainerPGDPyTorch(
-        clf, eps=0.1, eps_step=0.05, max_iter=3, nb_epochs=2, batch_size=64, verbose=False, seed=1
+        clf,
+        eps=0.1,
+        eps_step=0.05,
+        max_iter=3,
+        nb_epochs=2,
+        batch_size=64,
+        verbose=False,
+        seed=1,
+        ema_decay=ema_decay,
     ).fit(x, np.eye(10, dtype=np.float32)[y])
     torch.manual_seed(0)
     ref = create_model("smallcnn", input_shape=(1, 8, 8), widths=(8, 16), hidden=32)
@@ -44,6 +53,7 @@ def test_pgd_trainer_equals_the_torch_loop_and_accepts_one_hot(digits):
         epochs=2,
         batch_size=64,
         seed=1,
+        ema_decay=ema_decay,
         progress=False,
     )
     for name, value in ref.state_dict().items():
