@@ -4,10 +4,12 @@
 - :func:`fit`: the one robust-training loop (methods, PCL, checkpoints, DDP, AMP).
 - :mod:`~art_denoise.training.methods`: standard, PGD (Madry / Xie), mix, fast.
 - :class:`PrototypeConformityLoss`: Mustafa et al.'s class centres.
+- :class:`WeightAverage`: a moving average of the weights (``fit(..., ema_decay=...)``).
 """
 
 from __future__ import annotations
 
+from art_denoise.training.averaging import WeightAverage
 from art_denoise.training.checkpoint import CheckpointError
 from art_denoise.training.loop import FitResult, ValidationAttack, fit
 from art_denoise.training.methods import (
@@ -33,6 +35,7 @@ __all__ = [
     "StandardTraining",
     "TrainingMethod",
     "ValidationAttack",
+    "WeightAverage",
     "create_method",
     "fit",
     "train_standard",

@@ -15,7 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["WeightAverage"]
+__all__ = ["WeightAverage", "check_decay"]
+
+
+def check_decay(name: str, value: object) -> float:
+    """``value`` as a decay in [0, 1), or a ``TypeError`` / ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
 
 
 class WeightAverage:
@@ -44,11 +53,7 @@ class WeightAverage:
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)):
-            raise TypeError(f"decay must be a float in [0, 1), got {type(decay).__name__}")
-        if not 0.0 <= float(decay) < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay}")
-        self.decay = float(decay)
+        self.decay = check_decay("decay", decay)
         self.updates = 0
         self.shadow: dict[str, torch.Tensor] = {
             name: t.detach().clone() for name, t in model.state_dict().items()

@@ -33,7 +33,7 @@ from art_denoise._validation import (
 )
 from art_denoise.blurnet.hooks import capture_features
 from art_denoise.training.attacks import pgd_examples, random_ball
-from art_denoise.training.averaging import WeightAverage
+from art_denoise.training.averaging import WeightAverage, check_decay
 from art_denoise.training.checkpoint import (
     load_checkpoint,
     model_signature,
@@ -319,10 +319,7 @@ def fit(
     if pcl is not None and pcl_optimizer is None:
         raise ValueError("pcl needs pcl_optimizer (the centres' own optimiser)")
     if ema_decay is not None:
-        if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)):
-            raise TypeError(f"ema_decay must be a float in [0, 1), got {type(ema_decay).__name__}")
-        if not 0.0 <= float(ema_decay) < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        ema_decay = check_decay("ema_decay", ema_decay)
     features = _check_feature_regularizers(model, feature_regularizers or {})
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     autocast = make_autocast(amp, dev)
@@ -366,7 +363,7 @@ def fit(
             validation_attack = ValidationAttack(eps=eps, norm=getattr(method, "norm", "inf"))
 
     model.to(dev)
-    averager = WeightAverage(model, float(ema_decay)) if ema_decay is not None else None
+    averager = WeightAverage(model, ema_decay) if ema_decay is not None else None
     train_model: nn.Module = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -389,7 +386,7 @@ def fit(
         "pcl": pcl.config() if pcl is not None else None,
         "world_size": ctx.world_size,
         # Only when set, so that runs without averaging resume from older checkpoints.
-        **({"ema_decay": float(ema_decay)} if ema_decay is not None else {}),
+        **({"ema_decay": ema_decay} if ema_decay is not None else {}),
         **(extra_settings or {}),
     }
     signature = model_signature(model)

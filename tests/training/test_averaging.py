@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from art_denoise.models import create_model
-from art_denoise.training import PGDTraining, ValidationAttack, fit
-from art_denoise.training.averaging import WeightAverage
+from art_denoise.training import PGDTraining, ValidationAttack, WeightAverage, fit
 
 
 class _Kill(Exception):
