@@ -189,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     from art_denoise.evaluation.metrics import predict
     from art_denoise.models import create_model, save_model
     from art_denoise.training import PrototypeConformityLoss, create_method, fit
+    from art_denoise.training.averaging import check_decay
     from art_denoise.training.distributed import init_distributed
     from art_denoise.training.loop import CHECKPOINT_NAME, FeatureRegularizer
 
@@ -197,8 +198,8 @@ def run(args: argparse.Namespace) -> int:
     method = create_method(name, **settings)
     if args.pcl and args.method != "pgd":
         raise ValueError("--pcl combines PCL with --method pgd; use --method pcl for PCL alone")
-    if args.ema is not None and not 0.0 <= args.ema < 1.0:
-        raise ValueError(f"--ema must be a decay in [0, 1), e.g. 0.999; got {args.ema}")
+    if args.ema is not None:
+        check_decay("--ema", args.ema)
     blurnet = _blurnet_settings(args)
     model_config = _model_config(args)
     out: Path = args.out

@@ -1,4 +1,4 @@
-"""Weight averaging: the EMA against a naive loop, in fit, across a resume."""
+"""Weight averaging: the EMA against a naive loop, in fit, in validation (resume: test_loop)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ from torch import nn
 
 from art_denoise.models import create_model
 from art_denoise.training import PGDTraining, ValidationAttack, WeightAverage, fit
-
-
-class _Kill(Exception):
-    pass
 
 
 def _model() -> nn.Module:
@@ -76,62 +72,35 @@ def test_bad_decay_is_refused(decay, error):
         WeightAverage(nn.Linear(1, 1), decay)
 
 
-def _fit(x, y, tmp, *, ema, kill_at=None, resume=False, record=None):
+def _fit(x, y, *, ema, record):
+    """Two epochs of PGD training with averaging; ``record`` gets the weights after each step."""
     model = _model()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-
-    def on_step(step):
-        if record is not None:
-            record.append({k: v.clone() for k, v in model.state_dict().items()})
-        if kill_at is not None and step == kill_at:
-            raise _Kill
-
-    if record is not None:
-        record.append({k: v.clone() for k, v in model.state_dict().items()})
+    record.append({k: v.clone() for k, v in model.state_dict().items()})
     result = fit(
         model,
-        opt,
+        torch.optim.Adam(model.parameters(), lr=3e-3),
         PGDTraining(eps=0.1, steps=2),
         x,
         y,
         epochs=2,
         batch_size=64,
         ema_decay=ema,
-        checkpoint_dir=tmp,
-        checkpoint_every=3,
-        resume=resume,
         progress=False,
-        on_step=on_step,
+        on_step=lambda _: record.append({k: v.clone() for k, v in model.state_dict().items()}),
     )
     return model, result
 
 
-def test_fit_returns_the_average_of_the_trajectory(small_digits, tmp_path):
+def test_fit_returns_the_average_of_the_trajectory(small_digits):
     x, y, _, _ = small_digits
     states: list[dict[str, torch.Tensor]] = []
-    model, result = _fit(x, y, tmp_path / "a", ema=0.8, record=states)
+    model, result = _fit(x, y, ema=0.8, record=states)
     assert result.steps == 14 and len(states) == 15  # the initial weights and 14 steps
     expected = _naive_ema(states, 0.8)
     for name, value in model.state_dict().items():
         if value.is_floating_point():
             torch.testing.assert_close(value.double(), expected[name], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(model.state_dict()["head.3.weight"], states[-1]["head.3.weight"])
-
-
-def test_resume_with_averaging_equals_the_uninterrupted_run(small_digits, tmp_path):
-    x, y, _, _ = small_digits
-    full, _ = _fit(x, y, tmp_path / "full", ema=0.9)
-    with pytest.raises(_Kill):
-        _fit(x, y, tmp_path / "killed", ema=0.9, kill_at=11)
-    resumed, result = _fit(x, y, tmp_path / "killed", ema=0.9, resume=True)
-    assert result.steps == 14
-    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
-    # A run without averaging cannot resume this checkpoint (other settings).
-    from art_denoise.training import CheckpointError
-
-    with pytest.raises(CheckpointError, match="ema_decay"):
-        _fit(x, y, tmp_path / "killed", ema=None, resume=True)
 
 
 def test_validation_sees_the_averaged_weights(small_digits, monkeypatch):

@@ -27,7 +27,7 @@ def _model():
     return create_model("smallcnn", input_shape=(1, 8, 8), widths=(8, 16), hidden=32)
 
 
-def _run(x, y, tmp, *, resume=False, kill_at=None, epochs=2, every=3):
+def _run(x, y, tmp, *, resume=False, kill_at=None, epochs=2, every=3, ema=None):
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
@@ -49,22 +49,27 @@ def _run(x, y, tmp, *, resume=False, kill_at=None, epochs=2, every=3):
         checkpoint_dir=tmp,
         checkpoint_every=every,
         resume=resume,
+        ema_decay=ema,
         progress=False,
         on_step=on_step,
     )
     return model, result
 
 
-def test_resume_after_kill_equals_uninterrupted_run(small_digits, tmp_path):
+@pytest.mark.parametrize("ema", [None, 0.9], ids=["last-weights", "weight-average"])
+def test_resume_after_kill_equals_uninterrupted_run(small_digits, tmp_path, ema):
     x, y, _, _ = small_digits
-    full, full_result = _run(x, y, tmp_path / "full")
+    full, full_result = _run(x, y, tmp_path / "full", ema=ema)
     with pytest.raises(_Kill):  # killed mid-epoch 2 (7 steps per epoch), after the step-9 save
-        _run(x, y, tmp_path / "killed", kill_at=11)
-    resumed, result = _run(x, y, tmp_path / "killed", resume=True)
+        _run(x, y, tmp_path / "killed", kill_at=11, ema=ema)
+    resumed, result = _run(x, y, tmp_path / "killed", resume=True, ema=ema)
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert result.steps == full_result.steps == 14
     assert [h["loss"] for h in result.history] == [h["loss"] for h in full_result.history]
+    if ema is not None:  # a run without averaging cannot resume it (other settings)
+        with pytest.raises(CheckpointError, match="ema_decay"):
+            _run(x, y, tmp_path / "killed", resume=True)
 
 
 def test_existing_checkpoint_is_never_overwritten_by_a_new_run(small_digits, tmp_path):
