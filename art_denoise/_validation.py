@@ -14,13 +14,32 @@ import numpy as np
 import torch
 
 __all__ = [
+    "NORM_ALIASES",
     "as_float_images",
     "as_labels",
+    "check_bool",
     "check_choice",
+    "check_clip_values",
+    "check_feature_map",
+    "check_kernel_size",
     "check_non_negative",
+    "check_norm",
     "check_positive",
     "check_positive_int",
 ]
+
+#: Spellings of a norm -> its canonical name (ART writes ``np.inf`` and ``2``).
+NORM_ALIASES: dict[str, str] = {
+    "inf": "inf",
+    "linf": "inf",
+    "Linf": "inf",
+    "2": "2",
+    "l2": "2",
+    "L2": "2",
+    "1": "1",
+    "l1": "1",
+    "L1": "1",
+}
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
@@ -150,3 +169,89 @@ def as_labels(y: Any, *, n: int | None = None, num_classes: int | None = None) -
             bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
             raise ValueError(f"labels must be in {bound}, got values in [{lo}, {hi}]")
     return t
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a ``bool``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_norm(value: Any, *, allowed: tuple[str, ...] = ("inf", "2")) -> str:
+    """Return the canonical name (``"inf"``, ``"2"`` or ``"1"``) of a norm among ``allowed``.
+
+    Accepts ART's spellings (``np.inf``, ``2``, ``1``) and the strings of
+    :data:`NORM_ALIASES` (``"inf"``, ``"linf"``, ``"l2"``, ...). The one norm parser of the
+    package: the threat model, the trainers and RP2 all use it.
+
+    Raises:
+        ValueError: not a norm, or a norm outside ``allowed``; the message lists them.
+
+    Example:
+        >>> check_norm(np.inf), check_norm("l2"), check_norm(1, allowed=("1", "2", "inf"))
+        ('inf', '2', '1')
+    """
+    name: str | None = None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if math.isinf(value) and value > 0:
+            name = "inf"
+        elif value in (1, 2):
+            name = str(int(value))
+    elif isinstance(value, str):
+        name = NORM_ALIASES.get(value)
+    if name is None or name not in allowed:
+        raise ValueError(f"unknown norm {value!r}; expected one of {', '.join(allowed)}")
+    return name
+
+
+def check_clip_values(value: Any, *, allow_none: bool = True) -> tuple[float, float] | None:
+    """Return ``value`` as ``(low, high)`` floats with ``low < high``, both finite."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"clip_values must be a pair of numbers (min, max), got {value!r}")
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"clip_values must be a pair of numbers (min, max), got {value!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise ValueError(f"clip_values must be finite with min < max, got {value!r}")
+    return low, high
+
+
+def check_feature_map(x: Any, *, name: str = "x", channels: int | None = None) -> torch.Tensor:
+    """Return ``x`` if it is a floating-point tensor of shape (B, C, H, W).
+
+    Raises:
+        TypeError: ``x`` is not a tensor, or not of a floating dtype.
+        ValueError: ``x`` is not 4-D, or has a channel count other than ``channels``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point values, got dtype {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channels, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_kernel_size(kernel_size: Any, x: torch.Tensor | None = None) -> int:
+    """Return ``kernel_size`` if it is a positive odd ``int`` no larger than ``x``'s map.
+
+    Raises:
+        TypeError: ``kernel_size`` is not an int.
+        ValueError: ``kernel_size`` is even, < 1, or larger than the height or width of ``x``.
+    """
+    k = check_positive_int("kernel_size", kernel_size)
+    if k % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {k}")
+    if x is not None and k > min(x.shape[-2], x.shape[-1]):
+        raise ValueError(
+            f"kernel_size {k} is larger than the {x.shape[-2]}x{x.shape[-1]} feature map"
+        )
+    return k

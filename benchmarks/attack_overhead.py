@@ -20,10 +20,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from art_denoise._torch import resolve_device
 from art_denoise.attacks.backends import available_backends, get_backend
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.data import load_dataset
-from art_denoise.estimators import resolve_device
 from art_denoise.evaluation import evaluate
 from art_denoise.models import create_model
 from art_denoise.training import train_standard

@@ -21,11 +21,10 @@ import time
 
 import torch
 
+from art_denoise._torch import predict, resolve_device
 from art_denoise.attacks.backends import available_backends, get_backend
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.data import load_dataset
-from art_denoise.estimators import resolve_device
-from art_denoise.evaluation.metrics import predict
 from art_denoise.evaluation.sweeps import DEFAULT_STEPS, step_sweep
 from art_denoise.models import create_model
 from art_denoise.training import train_standard

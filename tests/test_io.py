@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from art_denoise._io import atomic_write_text, atomic_write_with
+from art_denoise._files import atomic_write_text, atomic_write_with
 
 
 def test_atomic_write_replaces_and_uses_the_umask(tmp_path) -> None:

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from art_denoise._torch import random_ball
 from art_denoise._validation import as_float_images, as_labels
 from art_denoise.attacks.backends.base import attack_guard, infer_num_classes, seed_everything
 from art_denoise.attacks.eot import EOTModel
 from art_denoise.attacks.spec import AttackSpec
-from art_denoise.training.attacks import random_ball
 
 __all__ = ["pgd_checkpoint_states"]
 

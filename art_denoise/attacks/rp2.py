@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_denoise._forward import eval_forward
+from art_denoise._torch import eval_forward
 from art_denoise._validation import (
     as_float_images,
     as_labels,

@@ -1,7 +1,7 @@
 """Feature-denoising blocks and their insertion into existing models.
 
-Importing this package registers the ``"insert_denoising_blocks"`` transform, so that
-:func:`art_denoise.models.load_model` can rebuild a saved model with blocks.
+A model with blocks records the ``"insert_denoising_blocks"`` transform, which
+:func:`art_denoise.models.load_model` replays through its entry point.
 """
 
 from __future__ import annotations

@@ -12,14 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from art_denoise._validation import check_choice, check_positive_int
+from art_denoise._validation import check_choice, check_feature_map, check_positive_int
 from art_denoise.filters import (
     BilateralFilter2d,
     MeanFilter2d,
     MedianFilter2d,
     NonLocalMeans2d,
 )
-from art_denoise.filters._checks import check_feature_map
 
 __all__ = ["FILTERS", "DenoisingBlock", "create_filter"]
 
@@ -120,10 +119,6 @@ class DenoisingBlock(nn.Module):
         x = check_feature_map(x, channels=self.channels)
         out = self.bn(self.conv(self.filter(x)))
         return x + out if self.residual else out
-
-    def _after(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        """Forward hook that applies the block to ``module``'s output (see insertion)."""
-        return self(output)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, filter={self.filter_name!r}, residual={self.residual}"

@@ -1,18 +1,10 @@
 """Insert denoising blocks after named submodules of an existing model.
 
-Where a block goes and how it is stored:
-
-- after a ``nn.Sequential`` ``s``, the block is added as its last child ``s.denoise``, so
-  the Sequential runs it after its other children;
-- after any other module ``m``, the block is registered as the child ``m.denoise`` (which
-  ``m.forward`` never calls) and a forward hook on ``m`` replaces ``m``'s output by
-  ``m.denoise(output)``.
-
-Either way the model's original ``state_dict`` keys are unchanged and the blocks add
-keys ``<layer>.denoise.*``: an old checkpoint loads with ``strict=False`` (only the
-blocks' keys missing), and a checkpoint of the model with blocks loads strictly into the
-same insertion applied to a fresh model. The hook is a bound method of the block, so
-``copy.deepcopy`` and pickling keep it (TorchScript does not run hooks).
+A block is stored as the child ``<layer>.denoise`` and run after ``<layer>`` as
+:mod:`art_denoise.models.insertion` describes: the model's original ``state_dict`` keys are
+unchanged and the blocks add keys ``<layer>.denoise.*``, so an old checkpoint loads with
+``strict=False`` (only the blocks' keys missing), and a checkpoint of the model with blocks
+loads strictly into the same insertion applied to a fresh model.
 """
 
 from __future__ import annotations
@@ -24,11 +16,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from art_denoise._forward import eval_forward
 from art_denoise.blocks.denoising import DenoisingBlock
-from art_denoise.models.io import MODEL_TRANSFORMS, record_transform
+from art_denoise.models.insertion import (
+    attach_after,
+    example_input,
+    layer_names,
+    output_shapes,
+    resolve_layer_names,
+    taken_layers,
+)
+from art_denoise.models.transforms import record_transform
 
-__all__ = ["PRESETS", "insert_denoising_blocks", "residual_blocks"]
+__all__ = ["PRESETS", "insert_denoising_blocks", "replay_denoising_blocks", "residual_blocks"]
 
 #: Named placements: ``"stages"`` (the paper's "4 denoise") and ``"all-blocks"``
 #: (after every residual block, the paper's "all denoise").
@@ -66,10 +65,6 @@ def residual_blocks(model: nn.Module) -> list[str]:
     return names
 
 
-def _valid_names(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if n and not isinstance(m, _CONTAINERS)]
-
-
 def _resolve(model: nn.Module, after: str | Sequence[str]) -> list[str]:
     modules = dict(model.named_modules())
     if after == "stages":
@@ -79,7 +74,7 @@ def _resolve(model: nn.Module, after: str | Sequence[str]) -> list[str]:
             raise ValueError(
                 f"after='stages' needs the stages {list(stages)} (the model's `stages` "
                 f"attribute, else torchvision's layer1..layer4); missing {missing}. "
-                f"Pass the names instead, from: {', '.join(_valid_names(model))}"
+                f"Pass the names instead, from: {', '.join(layer_names(model))}"
             )
         return list(stages)
     if after == "all-blocks":
@@ -90,82 +85,17 @@ def _resolve(model: nn.Module, after: str | Sequence[str]) -> list[str]:
                 "or `shortcut` attribute) in the model; use after='stages' or pass names"
             )
         return names
-    if isinstance(after, str):
-        after = [after]
-    if not isinstance(after, Sequence) or not all(isinstance(n, str) for n in after):
-        raise TypeError(f"after must be {' or '.join(PRESETS)} or a list of names, got {after!r}")
-    names = list(after)
-    valid = _valid_names(model)
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise ValueError(
-            f"unknown layer name(s) {unknown}; valid names are: {', '.join(valid)} "
-            f"(or a preset: {', '.join(PRESETS)})"
-        )
-    if not names:
-        raise ValueError("after is empty: name at least one layer")
-    if len(set(names)) != len(names):
-        raise ValueError(f"after names a layer twice: {names}")
-    return names
-
-
-def _example_input(model: nn.Module, input_shape: Sequence[int] | None) -> torch.Tensor:
-    shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
-    if shape is None:
-        raise ValueError(
-            "cannot infer the channels: the model has no `input_shape`; pass input_shape=(C, H, W)"
-        )
-    shape = tuple(shape)
-    if not shape or not all(isinstance(v, int) and v > 0 for v in shape):
-        raise ValueError(f"input_shape must be positive ints without the batch, got {shape!r}")
-    ref: torch.Tensor | None = next(iter(model.parameters()), None)
-    if ref is None:
-        ref = next(iter(model.buffers()), None)
-    dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
-    device = ref.device if ref is not None else torch.device("cpu")
-    return torch.zeros((1, *shape), dtype=dtype, device=device)
-
-
-def _output_shapes(
-    model: nn.Module, names: list[str], x: torch.Tensor
-) -> dict[str, tuple[int, ...]]:
-    """Run one forward pass in eval mode and read the shape of each named output."""
-    modules = dict(model.named_modules())
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def recorder(name: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if name not in shapes:
-                shapes[name] = tuple(output.shape) if isinstance(output, torch.Tensor) else ()
-
-        return hook
-
-    eval_forward(model, x, [modules[n].register_forward_hook(recorder(n)) for n in names])
-    out: dict[str, tuple[int, ...]] = {}
-    for name in names:
-        if name not in shapes:
-            raise ValueError(f"layer {name!r} is not called in the model's forward pass")
-        if len(shapes[name]) != 4:
-            raise ValueError(
-                f"layer {name!r} outputs shape {shapes[name]}, not a feature map (B, C, H, W)"
-            )
-        out[name] = shapes[name]
-    return out
+    return resolve_layer_names(
+        model,
+        after,
+        expected=f"{' or '.join(PRESETS)} or a list of names",
+        presets=f" (or a preset: {', '.join(PRESETS)})",
+    )
 
 
 def _check_free(model: nn.Module, names: list[str]) -> None:
-    modules = dict(model.named_modules())
-    for name in names:
-        if hasattr(modules[name], "denoise"):
-            raise ValueError(
-                f"layer {name!r} already has a denoising block (or a `denoise` attribute)"
-            )
-
-
-def _attach(module: nn.Module, block: DenoisingBlock) -> None:
-    module.add_module("denoise", block)
-    if not isinstance(module, nn.Sequential):  # a Sequential runs its new last child itself
-        module.register_forward_hook(block._after)
+    for name in taken_layers(model, names, "denoise")[:1]:
+        raise ValueError(f"layer {name!r} already has a denoising block (or a `denoise` attribute)")
 
 
 def insert_denoising_blocks(
@@ -223,10 +153,10 @@ def insert_denoising_blocks(
     _check_free(model, names)
     # build one block first, so that bad settings fail before any forward pass
     DenoisingBlock(1, filter, **block_kwargs)
-    example = _example_input(model, input_shape)
+    example = example_input(model, input_shape)
     if not inplace:
         model = copy.deepcopy(model)
-    shapes = _output_shapes(model, names, example)
+    shapes = output_shapes(model, names, example)
     modules = dict(model.named_modules())
     blocks = {}
     for name in names:
@@ -239,7 +169,7 @@ def insert_denoising_blocks(
             raise ValueError(f"cannot put a {filter!r} block after {name!r}: {err}") from None
         blocks[name] = block.train(modules[name].training)
     for name, block in blocks.items():
-        _attach(modules[name], block)
+        attach_after(modules[name], "denoise", block)
     settings: dict[str, Any] = {"after": names, "filter": filter, **block_kwargs}
     if input_shape is not None:
         settings["input_shape"] = [int(v) for v in input_shape]
@@ -247,9 +177,6 @@ def insert_denoising_blocks(
     return model
 
 
-def _replay(model: nn.Module, **kwargs: Any) -> nn.Module:
-    """Rebuild the insertion recorded in a model file (``load_model``)."""
+def replay_denoising_blocks(model: nn.Module, **kwargs: Any) -> nn.Module:
+    """Rebuild the insertion recorded in a model file (``load_model``'s entry point)."""
     return insert_denoising_blocks(model, inplace=True, **kwargs)
-
-
-MODEL_TRANSFORMS["insert_denoising_blocks"] = _replay

@@ -6,13 +6,13 @@ the first convolution (:func:`insert_lowpass`); a learnable kernel is pulled tow
 by :func:`linf_depthwise_penalty`, or the first-layer maps are smoothed by
 :func:`total_variation_penalty` on maps taken with :func:`capture_features`.
 
-Importing this package registers the ``"insert_lowpass"`` transform, so that
-:func:`art_denoise.models.load_model` can rebuild a saved model with low-pass layers.
+A model with low-pass layers records the ``"insert_lowpass"`` transform, which
+:func:`art_denoise.models.load_model` replays through its entry point.
 """
 
 from __future__ import annotations
 
-from art_denoise.blurnet.hooks import capture_features
+from art_denoise._torch import capture_features
 from art_denoise.blurnet.insert import first_conv, insert_lowpass
 from art_denoise.blurnet.kernels import box_kernel2d, default_sigma, gaussian_kernel2d
 from art_denoise.blurnet.lowpass import KINDS, LowPass2d, lowpass2d

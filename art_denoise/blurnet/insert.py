@@ -3,15 +3,10 @@
 Raju & Lipasti, "BlurNet: Defense by Filtering the Feature Maps", 2019,
 https://arxiv.org/abs/1908.02256: a depthwise blur right after the first convolution.
 
-Storage follows :mod:`art_denoise.blocks.insert`, with the child name ``lowpass``:
-
-- after a ``nn.Sequential`` ``s``, the layer is added as its last child ``s.lowpass``;
-- after any other module ``m``, the layer is registered as the child ``m.lowpass`` (which
-  ``m.forward`` never calls) and a forward hook on ``m`` replaces ``m``'s output by
-  ``m.lowpass(output)``.
-
-The model's original ``state_dict`` keys are unchanged; a learnable layer adds
-``<layer>.lowpass.weight`` (fixed kernels are non-persistent buffers and add nothing).
+The layer is stored as the child ``<layer>.lowpass`` and run after ``<layer>`` as
+:mod:`art_denoise.models.insertion` describes. The model's original ``state_dict`` keys are
+unchanged; a learnable layer adds ``<layer>.lowpass.weight`` (fixed kernels are
+non-persistent buffers and add nothing).
 """
 
 from __future__ import annotations
@@ -23,51 +18,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from art_denoise.blocks.insert import _example_input, _output_shapes, _valid_names
 from art_denoise.blurnet.lowpass import LowPass2d
-from art_denoise.models.io import MODEL_TRANSFORMS, record_transform
+from art_denoise.models.insertion import (
+    attach_after,
+    example_input,
+    first_conv,
+    output_shapes,
+    resolve_layer_names,
+    taken_layers,
+)
+from art_denoise.models.transforms import record_transform
 
-__all__ = ["first_conv", "insert_lowpass"]
-
-
-def first_conv(model: nn.Module) -> str:
-    """Name of the first ``nn.Conv2d`` of ``model`` in ``named_modules()`` order.
-
-    Raises:
-        ValueError: the model has no ``nn.Conv2d``.
-
-    Example:
-        >>> from art_denoise.models import SmallCNN
-        >>> first_conv(SmallCNN(input_shape=(1, 8, 8)))
-        'stage1.0'
-    """
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name
-    raise ValueError(
-        f"{type(model).__name__} has no nn.Conv2d; name the layer, from: "
-        f"{', '.join(_valid_names(model))}"
-    )
+__all__ = ["first_conv", "insert_lowpass", "replay_lowpass"]
 
 
 def _resolve(model: nn.Module, after: str | Sequence[str] | None) -> list[str]:
     if after is None:
         return [first_conv(model)]
-    if isinstance(after, str):
-        after = [after]
-    if not isinstance(after, Sequence) or not all(isinstance(n, str) for n in after):
-        raise TypeError(f"after must be a layer name or a list of names, got {after!r}")
-    names = list(after)
-    if not names:
-        raise ValueError("after is empty: name at least one layer")
-    valid = _valid_names(model)
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise ValueError(f"unknown layer name(s) {unknown}; valid names are: {', '.join(valid)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"after names a layer twice: {names}")
-    modules = dict(model.named_modules())
-    taken = [n for n in names if hasattr(modules[n], "lowpass")]
+    names = resolve_layer_names(model, after, expected="a layer name or a list of names")
+    taken = taken_layers(model, names, "lowpass")
     if taken:
         raise ValueError(f"layer(s) {taken} already have a low-pass layer (a `lowpass` attribute)")
     return names
@@ -81,12 +50,6 @@ def _shapes_without_forward(
     if not all(isinstance(modules[n], nn.Conv2d) for n in names):
         return None
     return {n: (1, int(modules[n].out_channels)) for n in names}
-
-
-def _attach(module: nn.Module, layer: LowPass2d) -> None:
-    module.add_module("lowpass", layer)
-    if not isinstance(module, nn.Sequential):  # a Sequential runs its new last child itself
-        module.register_forward_hook(layer._after)
 
 
 def insert_lowpass(
@@ -110,7 +73,7 @@ def insert_lowpass(
     this module's docstring.
 
     The returned model records the transform, so :func:`art_denoise.models.save_model` /
-    ``load_model`` rebuild it (``load_model`` needs :mod:`art_denoise.blurnet` imported).
+    ``load_model`` rebuild it.
 
     Args:
         model: the network; left unchanged unless ``inplace=True``.
@@ -143,10 +106,10 @@ def insert_lowpass(
     if input_shape is None and getattr(model, "input_shape", None) is None:
         shapes = _shapes_without_forward(model, names)
     if shapes is None:
-        example = _example_input(model, input_shape)
+        example = example_input(model, input_shape)
         if not inplace:
             model = copy.deepcopy(model)
-        shapes = _output_shapes(model, names, example)
+        shapes = output_shapes(model, names, example)
     elif not inplace:
         model = copy.deepcopy(model)
     ref: torch.Tensor | None = next(iter(model.parameters()), None)
@@ -164,7 +127,7 @@ def insert_lowpass(
             layer = layer.to(device=ref.device, dtype=ref.dtype)
         layers[name] = layer.train(modules[name].training)
     for name, layer in layers.items():
-        _attach(modules[name], layer)
+        attach_after(modules[name], "lowpass", layer)
     settings: dict[str, Any] = {"after": names, "kernel_size": int(kernel_size), "kind": kind}
     if kind == "gaussian":
         settings["sigma"] = layers[names[0]].sigma
@@ -174,9 +137,6 @@ def insert_lowpass(
     return model
 
 
-def _replay(model: nn.Module, **kwargs: Any) -> nn.Module:
-    """Rebuild the insertion recorded in a model file (``load_model``)."""
+def replay_lowpass(model: nn.Module, **kwargs: Any) -> nn.Module:
+    """Rebuild the insertion recorded in a model file (``load_model``'s entry point)."""
     return insert_lowpass(model, inplace=True, **kwargs)
-
-
-MODEL_TRANSFORMS["insert_lowpass"] = _replay

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from art_denoise._validation import check_positive
-from art_denoise.filters._checks import check_kernel_size
+from art_denoise._validation import check_kernel_size, check_positive
 
 __all__ = ["box_kernel2d", "default_sigma", "gaussian_kernel2d"]
 

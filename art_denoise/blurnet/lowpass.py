@@ -17,9 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_denoise._validation import check_choice, check_positive, check_positive_int
+from art_denoise._validation import (
+    check_choice,
+    check_feature_map,
+    check_kernel_size,
+    check_positive,
+    check_positive_int,
+)
 from art_denoise.blurnet.kernels import box_kernel2d, default_sigma, gaussian_kernel2d
-from art_denoise.filters._checks import check_feature_map, check_kernel_size
 
 __all__ = ["KINDS", "LowPass2d", "lowpass2d"]
 
@@ -169,10 +174,6 @@ class LowPass2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = check_feature_map(x, channels=self.channels)
         return lowpass2d(x, self.weight)
-
-    def _after(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        """Forward hook that filters ``module``'s output (see :func:`insert_lowpass`)."""
-        return self(output)
 
     def extra_repr(self) -> str:
         sigma = f", sigma={self.sigma:.4g}" if self.sigma is not None else ""

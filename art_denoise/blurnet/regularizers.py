@@ -19,9 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from art_denoise._validation import check_non_negative
+from art_denoise._validation import check_feature_map, check_non_negative
 from art_denoise.blurnet.lowpass import LowPass2d
-from art_denoise.filters._checks import check_feature_map
 
 __all__ = [
     "depthwise_weights",

@@ -169,8 +169,8 @@ def rp2_from_args(args: argparse.Namespace) -> RP2Evaluation | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from art_denoise._torch import resolve_device
     from art_denoise.data import load_dataset
-    from art_denoise.estimators import resolve_device
     from art_denoise.evaluation import evaluate
     from art_denoise.models import load_model
 

@@ -49,13 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from art_denoise._torch import predict, resolve_device
     from art_denoise._validation import check_non_negative, check_positive_int
     from art_denoise.attacks.backends import get_backend
     from art_denoise.blurnet import LowPass2d, first_conv
     from art_denoise.cli._common import make_specs
     from art_denoise.data import load_dataset
-    from art_denoise.estimators import resolve_device
-    from art_denoise.evaluation.metrics import predict
     from art_denoise.models import load_model
     from art_denoise.spectral import spectrum_report
 

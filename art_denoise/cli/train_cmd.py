@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from art_denoise._torch import predict, resolve_device
     from art_denoise.blocks import insert_denoising_blocks
     from art_denoise.blurnet import (
         first_conv,
@@ -185,8 +186,6 @@ def run(args: argparse.Namespace) -> int:
         total_variation_penalty,
     )
     from art_denoise.data import load_dataset
-    from art_denoise.estimators import resolve_device
-    from art_denoise.evaluation.metrics import predict
     from art_denoise.models import create_model, save_model
     from art_denoise.training import PrototypeConformityLoss, create_method, fit
     from art_denoise.training.averaging import check_decay
@@ -339,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
             "stopped_early": result.stopped_early,
         },
     )
-    from art_denoise._io import atomic_write_text
+    from art_denoise._files import atomic_write_text
 
     atomic_write_text(
         out / "history.json",

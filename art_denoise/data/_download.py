@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
-from art_denoise._io import atomic_path
+from art_denoise._files import atomic_path
 from art_denoise.data._errors import ChecksumError
 
 __all__ = ["Opener", "download_file", "md5_of", "urlopen"]

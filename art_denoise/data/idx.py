@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from art_denoise._io import atomic_write_bytes
+from art_denoise._files import atomic_write_bytes
 from art_denoise.data._errors import DataError
 
 __all__ = ["IDX_DTYPES", "parse_idx", "read_idx", "to_idx_bytes", "write_idx"]

@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from art_denoise._forward import eval_forward
-from art_denoise._validation import check_choice, check_positive_int
+from art_denoise._torch import eval_forward, resolve_device
+from art_denoise._validation import check_positive_int
 
 if TYPE_CHECKING:
     from art.estimators.classification import PyTorchClassifier
 
 __all__ = ["resolve_device", "to_art_classifier"]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Map ``"auto"`` / ``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` to a usable torch device.
-
-    ``"auto"`` picks CUDA when present. Asking for CUDA where there is none warns and
-    falls back to the CPU.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind = device.split(":", 1)[0]
-    check_choice("device", kind, ("cpu", "cuda"))
-    if kind == "cuda" and not torch.cuda.is_available():
-        warnings.warn(
-            f"device {device!r} asked for but CUDA is not available; using the CPU",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return torch.device("cpu")
-    return torch.device(device)
 
 
 def to_art_classifier(

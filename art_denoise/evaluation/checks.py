@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from art_denoise._torch import predict
 from art_denoise.attacks.backends.base import (
     AttackBackend,
     UnsupportedAttackError,
@@ -56,7 +57,6 @@ from art_denoise.attacks.backends.base import (
     perturbation_norms,
 )
 from art_denoise.attacks.spec import AttackSpec
-from art_denoise.evaluation.metrics import predict
 from art_denoise.evaluation.report import AttackResult, Check, ModelReport
 from art_denoise.evaluation.sweeps import Sweep
 

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from art_denoise.attacks.backends.base import attack_guard, perturbation_norms
+from art_denoise._torch import perturbation_norms, predict
 
 __all__ = ["attack_success_rate", "l2_dissimilarity", "max_perturbation", "predict"]
-
-
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels (B,) of ``model`` in eval mode; its mode and gradients are restored."""
-    preds = []
-    with attack_guard(model), torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            preds.append(model(x[start : start + batch_size]).argmax(dim=1))
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64, device=x.device)
 
 
 def attack_success_rate(

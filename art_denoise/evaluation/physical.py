@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from art_denoise._torch import predict
 from art_denoise._validation import check_positive, check_positive_int
 from art_denoise.attacks.rp2 import RP2Config, per_target_success, rp2_attack, sticker_mask
-from art_denoise.evaluation.metrics import predict
 
 __all__ = ["RP2Evaluation"]
 

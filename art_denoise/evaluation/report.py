@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from art_denoise._io import atomic_path, atomic_write_text
+from art_denoise._files import atomic_path, atomic_write_text
 from art_denoise.evaluation.sweeps import SWEEP_KINDS, Sweep
 
 __all__ = ["CHECK_STATUSES", "REPORT_SCHEMA", "AttackResult", "Check", "ModelReport", "Report"]

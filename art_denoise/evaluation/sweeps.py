@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from art_denoise._torch import predict
 from art_denoise._validation import check_choice
 from art_denoise.attacks.backends.base import AttackBackend
 from art_denoise.attacks.checkpointed_pgd import pgd_checkpoint_states
 from art_denoise.attacks.spec import AttackSpec
-from art_denoise.evaluation.metrics import predict
 
 __all__ = [
     "DEFAULT_EPS_FACTORS",

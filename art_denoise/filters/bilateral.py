@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_denoise._validation import check_positive
-from art_denoise.filters._checks import check_feature_map, check_kernel_size
+from art_denoise._validation import check_feature_map, check_kernel_size, check_positive
 
 __all__ = ["BilateralFilter2d", "bilateral_filter2d"]
 

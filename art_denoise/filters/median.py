@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_denoise.filters._checks import check_feature_map, check_kernel_size
+from art_denoise._validation import check_feature_map, check_kernel_size
 
 __all__ = ["MedianFilter2d", "median_filter2d"]
 

@@ -13,8 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_denoise._validation import check_choice, check_positive, check_positive_int
-from art_denoise.filters._checks import check_feature_map
+from art_denoise._validation import (
+    check_choice,
+    check_feature_map,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = ["AUTO_MATERIALISE_RATIO", "NonLocalMeans2d", "nonlocal_means2d"]
 

@@ -8,10 +8,8 @@ alone is refused, and a pair that does not belong together is detected.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from art_denoise._io import atomic_write_text, atomic_write_with
+from art_denoise._files import atomic_write_text, atomic_write_with, sha256_file
+from art_denoise.models.transforms import MODEL_TRANSFORMS, get_transform, record_transform
 
 __all__ = [
     "MODEL_SCHEMA",
@@ -34,32 +33,13 @@ __all__ = [
 
 MODEL_SCHEMA = "art-denoise/model/1"
 
-#: Transforms a model file may replay after building its architecture:
-#: name -> function(model, **kwargs) -> model. Later modules register theirs here.
-MODEL_TRANSFORMS: dict[str, Callable[..., nn.Module]] = {}
-
 
 class ModelFileError(Exception):
     """A model file is missing, corrupt, or does not match its JSON description."""
 
 
-def record_transform(model: nn.Module, name: str, **kwargs: Any) -> None:
-    """Note on ``model`` that transform ``name`` was applied with ``kwargs`` (JSON-able)."""
-    history = list(getattr(model, "_art_denoise_transforms", []))
-    history.append({"name": name, "kwargs": kwargs})
-    model._art_denoise_transforms = history  # type: ignore[assignment]
-
-
 def _json_path(path: Path) -> Path:
     return path.with_suffix(".json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _arch_name(model: nn.Module) -> str:
@@ -100,7 +80,7 @@ def save_model(
     atomic_write_with(
         path, lambda tmp: save_file(tensors, str(tmp), metadata={"schema": MODEL_SCHEMA})
     )
-    description["sha256"] = _sha256(path)
+    description["sha256"] = sha256_file(path)
     atomic_write_text(_json_path(path), json.dumps(description, indent=2) + "\n")
     return path
 
@@ -129,7 +109,7 @@ def read_description(
         raise ModelFileError(f"corrupt {what} description {str(jpath)!r}: {err}") from None
     if not isinstance(description, dict) or description.get("schema") != schema:
         raise ModelFileError(f"{str(jpath)!r} is not an art-denoise {what} description ({schema})")
-    if _sha256(path) != description.get("sha256"):
+    if sha256_file(path) != description.get("sha256"):
         raise ModelFileError(f"{str(path)!r} does not match the hash in its description (corrupt?)")
     return description
 
@@ -140,8 +120,6 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     Raises:
         ModelFileError: a file is missing or corrupt, or the weights do not match.
     """
-    import art_denoise.blocks
-    import art_denoise.blurnet  # noqa: F401  (registers the "insert_lowpass" transform)
     from art_denoise.models import MODELS
 
     path = Path(path)
@@ -152,7 +130,7 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     try:
         model = MODELS[arch](**description.get("config", {}))
         for step in description.get("transforms", []):
-            transform = MODEL_TRANSFORMS.get(step.get("name"))
+            transform = get_transform(step.get("name"))
             if transform is None:
                 raise ModelFileError(f"unknown transform {step.get('name')!r} in {str(path)!r}")
             model = transform(model, **step.get("kwargs", {}))

@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from art_denoise._validation import check_non_negative, check_positive_int
-from art_denoise.filters._checks import check_feature_map
+from art_denoise._validation import check_feature_map, check_non_negative, check_positive_int
 from art_denoise.preprocessors._bpda import straight_through_clamp
 
 __all__ = ["ConvAutoencoder", "NoisyAutoencoderStack", "add_gaussian_noise"]

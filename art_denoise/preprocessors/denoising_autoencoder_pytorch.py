@@ -23,16 +23,17 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from art_denoise._io import atomic_write_text, atomic_write_with
+from art_denoise._files import atomic_write_text, atomic_write_with, sha256_file
 from art_denoise._validation import (
     as_float_images,
+    check_bool,
     check_choice,
+    check_clip_values,
     check_non_negative,
     check_positive,
     check_positive_int,
 )
-from art_denoise.models.io import ModelFileError, _sha256, read_description
-from art_denoise.preprocessors._checks import check_bool, check_clip_values
+from art_denoise.models.io import ModelFileError, read_description
 from art_denoise.preprocessors.autoencoder import NoisyAutoencoderStack, add_gaussian_noise
 
 __all__ = ["AUTOENCODER_SCHEMA", "DenoisingAutoencoderPyTorch"]
@@ -327,7 +328,7 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
             "config": self._config(),
             "is_fitted": self.is_fitted,
             "train_losses": self.train_losses,
-            "sha256": _sha256(path),
+            "sha256": sha256_file(path),
         }
         atomic_write_text(path.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
         return path

@@ -15,13 +15,17 @@ from typing import Any, ClassVar
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_denoise._validation import check_choice, check_positive
+from art_denoise._validation import (
+    check_bool,
+    check_choice,
+    check_clip_values,
+    check_kernel_size,
+    check_positive,
+)
 from art_denoise.blurnet.kernels import default_sigma, gaussian_kernel2d
 from art_denoise.blurnet.lowpass import lowpass2d
 from art_denoise.filters import bilateral_filter2d, mean_filter2d, median_filter2d
-from art_denoise.filters._checks import check_kernel_size
 from art_denoise.preprocessors._bpda import straight_through_clamp
-from art_denoise.preprocessors._checks import check_bool, check_clip_values
 
 __all__ = ["LOWPASS_KINDS", "LowPassFilterPyTorch"]
 

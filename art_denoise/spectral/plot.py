@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
-from art_denoise._io import atomic_path, atomic_write_text
+from art_denoise._files import atomic_path, atomic_write_text
 from art_denoise.blurnet.insert import first_conv
 from art_denoise.spectral.spectrum import (
     _as_maps,

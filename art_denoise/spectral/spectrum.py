@@ -14,11 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from art_denoise._forward import eval_forward
-from art_denoise._validation import check_non_negative
-from art_denoise.blurnet.hooks import capture_features
+from art_denoise._torch import capture_features, eval_forward
+from art_denoise._validation import check_feature_map, check_non_negative
 from art_denoise.blurnet.insert import first_conv
-from art_denoise.filters._checks import check_feature_map
 
 __all__ = [
     "feature_spectra",

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from art_denoise._validation import check_non_negative, check_positive
-from art_denoise.trainers._norm import norm_name
+from art_denoise._validation import check_non_negative, check_norm, check_positive
 from art_denoise.trainers.robust_trainer_pytorch import RobustTrainerPyTorch
 from art_denoise.training.loop import ValidationAttack
 from art_denoise.training.methods import FastTraining, TrainingMethod
@@ -57,7 +56,7 @@ class AdversarialTrainerFastPyTorch(RobustTrainerPyTorch):
         self._settings = FastTraining(
             eps=eps,
             step_size=eps_step,
-            norm=norm_name(norm),
+            norm=check_norm(norm),
             bn_eval=bn_eval,
             clip_values=self.clip_values,
         )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from art_denoise.trainers._norm import norm_name
+from art_denoise._validation import check_norm
 from art_denoise.trainers.robust_trainer_pytorch import RobustTrainerPyTorch
 from art_denoise.training.methods import MixTraining, TrainingMethod
 
@@ -48,7 +48,7 @@ class AdversarialTrainerMixPyTorch(RobustTrainerPyTorch):
             attack=attack,
             step_size=eps_step,
             steps=max_iter,
-            norm=norm_name(norm),
+            norm=check_norm(norm),
             bn_eval=bn_eval,
             clip_values=self.clip_values,
         )

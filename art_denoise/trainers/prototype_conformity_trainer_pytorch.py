@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from art_denoise.trainers._norm import norm_name
+from art_denoise._validation import check_norm
 from art_denoise.trainers.robust_trainer_pytorch import RobustTrainerPyTorch
 from art_denoise.training.methods import PGDTraining, StandardTraining, TrainingMethod
 from art_denoise.training.pcl import PrototypeConformityLoss
@@ -69,7 +69,7 @@ class PrototypeConformityTrainerPyTorch(RobustTrainerPyTorch):
                 eps=eps,
                 step_size=eps_step,
                 steps=max_iter,
-                norm=norm_name(norm),
+                norm=check_norm(norm),
                 restarts=num_random_init,
                 clip_values=self.clip_values,
             )

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from art_denoise._torch import project_delta, random_ball, random_targets
 from art_denoise._validation import check_choice, check_non_negative, check_positive_int
 
 __all__ = [
@@ -50,46 +51,11 @@ def bn_inference_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.train(mode)
 
 
-def random_ball(
-    shape: torch.Size | tuple[int, ...],
-    eps: float,
-    norm: str,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Draw points uniformly from the eps-ball (CPU, float32).
-
-    Linf: uniform in the cube. L2: a Gaussian direction with radius ``eps * u**(1/d)``,
-    which is uniform in the ball (not uniform in the radius).
-    """
-    if norm == "inf":
-        return (torch.rand(shape, generator=generator) * 2 - 1) * eps
-    direction = torch.randn(shape, generator=generator)
-    flat = direction.flatten(1)
-    flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    d = flat.shape[1]
-    radius = torch.rand(shape[0], 1, generator=generator) ** (1.0 / max(d, 1)) * eps
-    return (flat * radius).view(shape)
-
-
-def random_targets(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A uniformly random label different from ``y`` for each example (Xie et al.)."""
-    shift = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
-    return (y + shift) % num_classes
-
-
 def _step(grad: torch.Tensor, norm: str) -> torch.Tensor:
     if norm == "inf":
         return grad.sign()
     flat = grad.flatten(1)
     return (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(grad)
-
-
-def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    if norm == "inf":
-        return delta.clamp(-eps, eps)
-    flat = delta.flatten(1)
-    factor = (eps / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
-    return (flat * factor).view_as(delta)
 
 
 def pgd_examples(
@@ -159,7 +125,7 @@ def pgd_examples(
         (grad,) = torch.autograd.grad(loss, delta)
         with torch.no_grad():
             delta = delta + sign * step_size * _step(grad, norm)
-            delta = _project(delta, eps, norm)
+            delta = project_delta(delta, eps, norm)
             delta = (x + delta).clamp(lo, hi) - x
     return (x + delta).detach()
 

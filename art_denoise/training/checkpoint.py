@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from art_denoise._io import atomic_write_with
+from art_denoise._files import atomic_write_with
 
 __all__ = [
     "CHECKPOINT_FORMAT",

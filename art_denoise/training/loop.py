@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from art_denoise._torch import capture_features
 from art_denoise._validation import (
     as_float_images,
     as_labels,
@@ -31,7 +32,6 @@ from art_denoise._validation import (
     check_non_negative,
     check_positive_int,
 )
-from art_denoise.blurnet.hooks import capture_features
 from art_denoise.training.attacks import pgd_examples, random_ball
 from art_denoise.training.averaging import WeightAverage, check_decay
 from art_denoise.training.checkpoint import (

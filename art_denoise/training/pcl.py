@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from art_denoise._forward import eval_forward
+from art_denoise._torch import eval_forward
 from art_denoise._validation import check_non_negative, check_positive_int
 
 __all__ = ["PrototypeConformityLoss"]

@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
-from art_denoise._forward import eval_forward
-from art_denoise._io import atomic_path
+from art_denoise._files import atomic_path
+from art_denoise._torch import eval_forward
 from art_denoise._validation import check_positive_int
 from art_denoise.blocks.denoising import DenoisingBlock
 

@@ -11,10 +11,9 @@ budget check.
 from __future__ import annotations
 
 import abc
-import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import metadata
 from typing import ClassVar
 
@@ -22,7 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from art_denoise._forward import eval_forward
+from art_denoise._torch import (
+    attack_guard,
+    eval_forward,
+    perturbation_norms,
+    project_to_ball,
+)
 from art_denoise._validation import as_float_images, as_labels
 from art_denoise.attacks.eot import EOTModel
 from art_denoise.attacks.spec import AttackSpec
@@ -54,31 +58,6 @@ class BudgetExceededError(RuntimeError):
     """A backend returned a perturbation larger than ``eps``."""
 
 
-@contextlib.contextmanager
-def attack_guard(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode with frozen parameters for the duration of an attack.
-
-    On exit every submodule is back in the train/eval mode it had, each parameter gets
-    back its ``requires_grad`` flag and its ``.grad`` (``None`` for a model that held no
-    gradients), whatever the attack library did in between.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    grads = [p.grad for p in params]
-    model.eval()
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag, grad in zip(params, flags, grads, strict=True):
-            p.requires_grad_(flag)
-            p.grad = grad
-
-
 def infer_num_classes(model: nn.Module, x: torch.Tensor) -> int:
     """Run ``model`` on two examples and return the class count of its (B, classes) output.
 
@@ -96,26 +75,6 @@ def infer_num_classes(model: nn.Module, x: torch.Tensor) -> int:
     if out.shape[1] < 2:
         raise ValueError(f"model must return at least 2 class logits, got {out.shape[1]}")
     return int(out.shape[1])
-
-
-def perturbation_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-example ``||delta||_norm`` (``norm`` is ``"inf"`` or ``"2"``), in float64."""
-    flat = delta.reshape(delta.shape[0], -1).to(torch.float64)
-    if norm == "inf":
-        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
-    return flat.norm(p=2, dim=1)
-
-
-def project_to_ball(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project ``x_adv`` onto the ``eps``-ball around ``x`` and the [0, 1] box."""
-    delta = x_adv - x
-    if norm == "inf":
-        delta = delta.clamp(-eps, eps)
-    else:
-        n = perturbation_norms(delta, "2").to(delta.dtype).clamp_min(1e-12)
-        factor = (eps / n).clamp(max=1.0).view(-1, *([1] * (delta.ndim - 1)))
-        delta = delta * factor
-    return (x + delta).clamp(0.0, 1.0)
 
 
 def seed_everything(seed: int) -> None:

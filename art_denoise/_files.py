@@ -1,14 +1,21 @@
-"""Atomic file writing: a file is either the old one or the complete new one."""
+"""Files: atomic writing (a file is either the old one or the complete new one) and hashes."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_with",
+    "sha256_file",
+]
 
 
 @contextlib.contextmanager
@@ -55,3 +62,12 @@ def atomic_write_with(target: str | os.PathLike[str], write: Callable[[Path], No
     """Call ``write(tmp_path)`` and move the result onto ``target`` atomically."""
     with atomic_path(target) as tmp:
         write(tmp)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 hex digest of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
