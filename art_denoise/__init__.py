@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from art_denoise import _moved
+
+_moved.install()  # old module paths (before issue 13) still import, with a DeprecationWarning
+
 __version__ = "0.1.0.dev0"
 
 _EXPORTS: dict[str, str] = {
@@ -17,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "art_denoise.evaluation.evaluate",
     "available_backends": "art_denoise.attacks.backends",
     "get_backend": "art_denoise.attacks.backends",
-    "to_art_classifier": "art_denoise.estimators.classifier_pytorch",
+    "to_art_classifier": "art_denoise.estimators.classification.classifier_pytorch",
     "create_model": "art_denoise.models",
     "load_model": "art_denoise.models",
     "save_model": "art_denoise.models",
@@ -42,7 +46,7 @@ if TYPE_CHECKING:
     from art_denoise.attacks.backends import available_backends, get_backend
     from art_denoise.attacks.spec import AttackSpec
     from art_denoise.data import load_dataset
-    from art_denoise.estimators.classifier_pytorch import to_art_classifier
+    from art_denoise.estimators.classification.classifier_pytorch import to_art_classifier
     from art_denoise.evaluation.evaluate import evaluate
     from art_denoise.evaluation.report import Report
     from art_denoise.models import create_model, load_model, save_model

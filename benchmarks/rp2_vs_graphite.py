@@ -36,8 +36,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from art_denoise.attacks._transforms import TransformRanges, apply_transforms, sample_transforms
+from art_denoise.attacks.evasion.rp2_pytorch import RobustPhysicalPerturbationPyTorch
 from art_denoise.attacks.rp2 import per_target_success
-from art_denoise.attacks.rp2_pytorch import RobustPhysicalPerturbationPyTorch
 from art_denoise.estimators import to_art_classifier
 from art_denoise.models import create_model
 from art_denoise.training import train_standard

@@ -20,7 +20,7 @@ aligns the sticker with each photograph; with one digital image per example, thi
 module applies the sampled transforms to the whole perturbed image instead (an
 expectation over transformation, as in Athalye et al., 2018).
 
-This module knows nothing of ART; :mod:`art_denoise.attacks.rp2_pytorch` wraps it.
+This module knows nothing of ART; :mod:`art_denoise.attacks.evasion.rp2_pytorch` wraps it.
 
 | Paper link: https://arxiv.org/abs/1707.08945 (RP2)
 | BlurNet metrics: https://arxiv.org/abs/1908.02256

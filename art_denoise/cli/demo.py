@@ -109,10 +109,10 @@ def _train(name: str, data: Any, args: argparse.Namespace, device: torch.device)
 def run(args: argparse.Namespace) -> int:
     from art_denoise._torch import predict, resolve_device
     from art_denoise.data import load_dataset
-    from art_denoise.estimators.preprocessed import PreprocessedModel
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+    from art_denoise.estimators.classification.preprocessed import PreprocessedModel
     from art_denoise.evaluation import evaluate
     from art_denoise.models import save_model
-    from art_denoise.preprocessors import DenoisingAutoencoderPyTorch
 
     eot_specs = [s.replace(eot_samples=args.eot) for s in DEMO_ATTACKS if s.attack == "pgd"]
     backends = (

@@ -19,7 +19,7 @@ from art_denoise.attacks.backends import AttackBackend, UnsupportedAttackError, 
 from art_denoise.attacks.backends.base import attack_guard, infer_num_classes
 from art_denoise.attacks.eot import is_randomized
 from art_denoise.attacks.spec import AttackSpec
-from art_denoise.estimators.classifier_pytorch import resolve_device
+from art_denoise.estimators.classification.classifier_pytorch import resolve_device
 from art_denoise.evaluation.checks import run_checks
 from art_denoise.evaluation.metrics import (
     attack_success_rate,

@@ -1,4 +1,4 @@
-"""Training (torch only; the ART trainers in :mod:`art_denoise.trainers` wrap it).
+"""Training (torch only; the ART trainers in :mod:`art_denoise.defences.trainer` wrap it).
 
 - :func:`train_standard`: the plain baseline.
 - :func:`fit`: the one robust-training loop (methods, PCL, checkpoints, DDP, AMP).

@@ -32,7 +32,7 @@ from art_denoise._validation import (
     check_non_negative,
     check_positive_int,
 )
-from art_denoise.training.attacks import pgd_examples, random_ball
+from art_denoise.training.adversarial_examples import pgd_examples, random_ball
 from art_denoise.training.averaging import WeightAverage, check_decay
 from art_denoise.training.checkpoint import (
     load_checkpoint,

@@ -29,7 +29,7 @@ from art_denoise._validation import (
     check_non_negative,
     check_positive_int,
 )
-from art_denoise.training.attacks import (
+from art_denoise.training.adversarial_examples import (
     bn_inference_mode,
     pgd_examples,
     random_ball,
@@ -336,7 +336,7 @@ class FastTraining(_AttackSettings):
 
     The cyclic learning rate and the early stop on catastrophic overfitting belong to
     the loop (see :func:`art_denoise.training.loop.fit`); the ART trainer
-    :class:`~art_denoise.trainers.AdversarialTrainerFastPyTorch` sets both up.
+    :class:`~art_denoise.defences.trainer.AdversarialTrainerFastPyTorch` sets both up.
     """
 
     name: ClassVar[str] = "fast"

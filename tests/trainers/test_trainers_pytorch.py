@@ -10,7 +10,7 @@ from art.estimators.classification import PyTorchClassifier
 
 from art_denoise.estimators import to_art_classifier
 from art_denoise.models import create_model
-from art_denoise.trainers import (
+from art_denoise.defences.trainer import (
     AdversarialTrainerFastPyTorch,
     AdversarialTrainerMixPyTorch,
     AdversarialTrainerPGDPyTorch,

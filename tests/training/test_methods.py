@@ -13,7 +13,7 @@ from art_denoise.training import (
     StandardTraining,
     create_method,
 )
-from art_denoise.training.attacks import pgd_examples
+from art_denoise.training.adversarial_examples import pgd_examples
 
 
 def _batch(digits, n=32):

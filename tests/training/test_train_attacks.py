@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from art_denoise.training.attacks import (
+from art_denoise.training.adversarial_examples import (
     bn_inference_mode,
     fgsm_examples,
     pgd_examples,

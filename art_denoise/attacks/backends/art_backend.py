@@ -10,7 +10,7 @@ from torch import nn
 
 from art_denoise.attacks.backends.base import AttackBackend, BatchAttack, UnsupportedAttackError
 from art_denoise.attacks.spec import AttackSpec
-from art_denoise.estimators.classifier_pytorch import to_art_classifier
+from art_denoise.estimators.classification.classifier_pytorch import to_art_classifier
 
 __all__ = ["ARTBackend"]
 

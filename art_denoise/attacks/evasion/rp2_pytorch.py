@@ -18,52 +18,16 @@ from art.config import ART_NUMPY_DTYPE
 from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator, LossGradientsMixin
 from art.estimators.pytorch import PyTorchEstimator
-from torch import nn
 
 from art_denoise._validation import as_float_images, as_labels
 from art_denoise.attacks._transforms import TransformRanges
 from art_denoise.attacks.rp2 import RP2Config, as_mask, rp2_attack, sticker_mask
+from art_denoise.estimators.classification.preprocessed import estimator_module
 
 if TYPE_CHECKING:
     from art.estimators.classification import PyTorchClassifier
 
 __all__ = ["RobustPhysicalPerturbationPyTorch"]
-
-
-def _check_preprocessing(estimator: Any) -> list[Any]:
-    """Return the estimator's preprocessing steps; refuse any that ART runs in numpy."""
-    ops = list(getattr(estimator, "preprocessing_operations", None) or [])
-    if ops and not getattr(estimator, "all_framework_preprocessing", False):
-        names = ", ".join(type(op).__name__ for op in ops)
-        raise ValueError(
-            "RobustPhysicalPerturbationPyTorch needs gradients through the estimator's "
-            f"preprocessing, so every step must be a PreprocessorPyTorch; got [{names}]"
-        )
-    return ops
-
-
-class _EstimatorModule(nn.Module):
-    """The estimator's forward pass as a module: ART preprocessing, then its torch model.
-
-    Only preprocessing that ART runs in torch (``PreprocessorPyTorch`` defences and the
-    ``preprocessing=(mean, std)`` standardisation) is supported, because the attack
-    needs gradients through it; postprocessing defences act on predictions and are not
-    part of the attacked graph.
-    """
-
-    def __init__(self, estimator: PyTorchClassifier) -> None:
-        super().__init__()
-        self.model = estimator.model
-        self._estimator = estimator
-        self._has_preprocessing = bool(_check_preprocessing(estimator))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._has_preprocessing:
-            x, _ = self._estimator._apply_preprocessing(x, None, fit=False, no_grad=False)
-        out = self.model(x)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"the estimator's model must return a tensor, got {type(out).__name__}")
-        return out
 
 
 class RobustPhysicalPerturbationPyTorch(EvasionAttack):
@@ -210,7 +174,7 @@ class RobustPhysicalPerturbationPyTorch(EvasionAttack):
             )
         if not self.estimator.channels_first:
             raise ValueError("RobustPhysicalPerturbationPyTorch needs a channels-first estimator")
-        _check_preprocessing(self.estimator)
+        estimator_module(self.estimator, fit=False, who=type(self).__name__)  # refuses numpy steps
         transforms = TransformRanges(
             rotation=self.rotation_range,
             scale=self.scale_range,
@@ -285,7 +249,7 @@ class RobustPhysicalPerturbationPyTorch(EvasionAttack):
                 seed=self.random_seed,
             )
         m = as_mask(mask, xt.shape)
-        module = _EstimatorModule(self.estimator)
+        module = estimator_module(self.estimator, fit=False, who=type(self).__name__)
         x_adv = rp2_attack(
             module,
             xt,

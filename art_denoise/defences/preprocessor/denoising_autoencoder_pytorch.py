@@ -33,8 +33,8 @@ from art_denoise._validation import (
     check_positive,
     check_positive_int,
 )
+from art_denoise.autoencoder import NoisyAutoencoderStack, add_gaussian_noise
 from art_denoise.models.io import ModelFileError, read_description
-from art_denoise.preprocessors.autoencoder import NoisyAutoencoderStack, add_gaussian_noise
 
 __all__ = ["AUTOENCODER_SCHEMA", "DenoisingAutoencoderPyTorch"]
 
@@ -64,7 +64,7 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
     is additive, so ART's gradients flow through the whole defense. Inputs in
     ``clip_values`` are mapped to [0, 1] for the autoencoders and back (``sigma`` values
     are on that [0, 1] scale). Each autoencoder is
-    :class:`~art_denoise.preprocessors.autoencoder.ConvAutoencoder`.
+    :class:`~art_denoise.autoencoder.ConvAutoencoder`.
 
     Call :meth:`fit` (or :meth:`load` a fitted one) before use.
 

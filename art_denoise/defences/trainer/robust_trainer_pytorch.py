@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from art.defences.trainer.trainer import Trainer
 from torch import nn
 
 from art_denoise._validation import check_positive_int
+from art_denoise.estimators.classification.preprocessed import estimator_module
 from art_denoise.training.distributed import DistContext, init_distributed
 from art_denoise.training.loop import FitResult, fit
 from art_denoise.training.methods import TrainingMethod
@@ -27,27 +27,6 @@ if TYPE_CHECKING:
     from art.estimators.classification import PyTorchClassifier
 
 __all__ = ["RobustTrainerPyTorch"]
-
-
-class _Preprocessed(nn.Module):
-    """The classifier's torch preprocessing (those applied at fit time), then its model."""
-
-    def __init__(self, model: nn.Module, ops: list[PreprocessorPyTorch]) -> None:
-        super().__init__()
-        self.model = model
-        self._ops = ops
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for op in self._ops:
-            x, _ = op.forward(x, None)
-        return self.model(x)
-
-
-def _is_identity(op: Any) -> bool:
-    mean, std = getattr(op, "mean", None), getattr(op, "std", None)
-    if mean is None or std is None:
-        return False
-    return bool(np.all(np.asarray(mean) == 0) and np.all(np.asarray(std) == 1))
 
 
 class RobustTrainerPyTorch(Trainer):
@@ -119,18 +98,7 @@ class RobustTrainerPyTorch(Trainer):
 
     @staticmethod
     def _torch_module(classifier: PyTorchClassifier) -> nn.Module:
-        ops = []
-        for op in classifier.preprocessing_operations or []:
-            if not getattr(op, "apply_fit", True) or _is_identity(op):
-                continue
-            if not isinstance(op, PreprocessorPyTorch):
-                raise ValueError(
-                    f"preprocessing step {type(op).__name__} is not a PreprocessorPyTorch: "
-                    "the trainers run in torch and need differentiable preprocessing"
-                )
-            ops.append(op)
-        model = classifier.model
-        return _Preprocessed(model, ops) if ops else model
+        return estimator_module(classifier, fit=True, who="the ART trainers (torch loop)")
 
     @property
     def clip_values(self) -> tuple[float, float]:

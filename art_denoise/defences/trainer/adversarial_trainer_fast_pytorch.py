@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from art_denoise._validation import check_non_negative, check_norm, check_positive
-from art_denoise.trainers.robust_trainer_pytorch import RobustTrainerPyTorch
+from art_denoise.defences.trainer.robust_trainer_pytorch import RobustTrainerPyTorch
 from art_denoise.training.loop import ValidationAttack
 from art_denoise.training.methods import FastTraining, TrainingMethod
 

@@ -7,13 +7,19 @@ with :func:`art_denoise.training.fit`: on the classifier's device, with checkpoi
 
 from __future__ import annotations
 
-from art_denoise.trainers.adversarial_trainer_fast_pytorch import AdversarialTrainerFastPyTorch
-from art_denoise.trainers.adversarial_trainer_mix_pytorch import AdversarialTrainerMixPyTorch
-from art_denoise.trainers.adversarial_trainer_pgd_pytorch import AdversarialTrainerPGDPyTorch
-from art_denoise.trainers.prototype_conformity_trainer_pytorch import (
+from art_denoise.defences.trainer.adversarial_trainer_fast_pytorch import (
+    AdversarialTrainerFastPyTorch,
+)
+from art_denoise.defences.trainer.adversarial_trainer_mix_pytorch import (
+    AdversarialTrainerMixPyTorch,
+)
+from art_denoise.defences.trainer.adversarial_trainer_pgd_pytorch import (
+    AdversarialTrainerPGDPyTorch,
+)
+from art_denoise.defences.trainer.prototype_conformity_trainer_pytorch import (
     PrototypeConformityTrainerPyTorch,
 )
-from art_denoise.trainers.robust_trainer_pytorch import RobustTrainerPyTorch
+from art_denoise.defences.trainer.robust_trainer_pytorch import RobustTrainerPyTorch
 
 __all__ = [
     "AdversarialTrainerFastPyTorch",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from art_denoise._validation import check_norm
-from art_denoise.trainers.robust_trainer_pytorch import RobustTrainerPyTorch
+from art_denoise.defences.trainer.robust_trainer_pytorch import RobustTrainerPyTorch
 from art_denoise.training.methods import PGDTraining, StandardTraining, TrainingMethod
 from art_denoise.training.pcl import PrototypeConformityLoss
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
+from art_denoise._torch import straight_through_clamp
 from art_denoise._validation import (
     check_bool,
     check_choice,
@@ -25,7 +26,6 @@ from art_denoise._validation import (
 from art_denoise.blurnet.kernels import default_sigma, gaussian_kernel2d
 from art_denoise.blurnet.lowpass import lowpass2d
 from art_denoise.filters import bilateral_filter2d, mean_filter2d, median_filter2d
-from art_denoise.preprocessors._bpda import straight_through_clamp
 
 __all__ = ["LOWPASS_KINDS", "LowPassFilterPyTorch"]
 

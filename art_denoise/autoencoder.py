@@ -3,7 +3,7 @@
 The input-purification defense of the course report in REFERENCES (a conv autoencoder
 trained to remove Gaussian noise; at inference noise is added to the input before it;
 one to four such layers stacked). Pure torch: the ART wrapper is
-:class:`art_denoise.preprocessors.DenoisingAutoencoderPyTorch`. The noise makes the
+:class:`art_denoise.defences.preprocessor.DenoisingAutoencoderPyTorch`. The noise makes the
 defense randomised: evaluate it with EOT (Athalye et al., ICML 2018,
 https://arxiv.org/abs/1802.00420).
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from art_denoise._torch import straight_through_clamp
 from art_denoise._validation import check_feature_map, check_non_negative, check_positive_int
-from art_denoise.preprocessors._bpda import straight_through_clamp
 
 __all__ = ["ConvAutoencoder", "NoisyAutoencoderStack", "add_gaussian_noise"]
 
@@ -25,7 +25,7 @@ def add_gaussian_noise(
     """``clip(x + sigma * N(0, 1), 0, 1)``, clipped with an identity gradient.
 
     The noise is additive, so the result is differentiable in ``x`` (gradient 1, also
-    where it clips: :func:`~art_denoise.preprocessors._bpda.straight_through_clamp`).
+    where it clips: :func:`~art_denoise._torch.straight_through_clamp`).
     It is drawn from torch's global RNG unless a ``generator`` is given (then on the CPU
     and moved to ``x``'s device), so ``torch.manual_seed`` makes it reproducible.
 
