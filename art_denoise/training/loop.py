@@ -6,17 +6,23 @@ regularisers (BlurNet's: on the weights, or on a layer's maps in the training fo
 checkpointing every N steps and at each epoch end, under ``torchrun`` with
 DistributedDataParallel when launched that way. Data stays a tensor on the device;
 there is no numpy round trip per batch.
+
+``fit`` checks its options (:class:`~art_denoise.training.config.FitConfig`) and its
+objects, prepares the run (data, model wrappers, the loop's
+:class:`~art_denoise.training.state.LoopState`, resumed from a checkpoint if asked),
+then trains epoch by epoch (:func:`_train_epoch`), step by step
+(:func:`~art_denoise.training.step.train_step`), validating and deciding on early
+stopping at each epoch end (:mod:`~art_denoise.training.early_stopping`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +30,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_denoise._torch import capture_features
-from art_denoise._validation import (
-    as_float_images,
-    as_labels,
-    check_choice,
-    check_non_negative,
-    check_positive_int,
-)
-from art_denoise.training.adversarial_examples import pgd_examples, random_ball
-from art_denoise.training.averaging import WeightAverage, check_decay
-from art_denoise.training.checkpoint import (
-    load_checkpoint,
-    model_signature,
-    save_checkpoint,
-)
-from art_denoise.training.distributed import DistContext, all_reduce_sum, shard
-from art_denoise.training.methods import TrainingMethod
+from art_denoise._torch import set_torch_rng_state, torch_rng_state
+from art_denoise._validation import check_choice
+from art_denoise.training.averaging import WeightAverage
+from art_denoise.training.checkpoint import load_checkpoint, model_signature, save_checkpoint
+from art_denoise.training.config import AMP_DTYPES, FeatureRegularizer, FitConfig
+from art_denoise.training.data import TrainData, as_validation
+from art_denoise.training.distributed import DistContext, all_reduce_sum
+from art_denoise.training.early_stopping import ValidationAttack, update_best
+from art_denoise.training.methods import BatchLoss, TrainingMethod
 from art_denoise.training.pcl import PrototypeConformityLoss
+from art_denoise.training.state import LoopState, Trainables, new_sums
+from art_denoise.training.step import StepContext, _RecordLayers, train_step
 
 __all__ = [
     "CHECKPOINT_NAME",
     "FeatureRegularizer",
+    "FitConfig",
     "FitResult",
     "ValidationAttack",
     "fit",
@@ -55,57 +56,8 @@ __all__ = [
 #: File name of the latest checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_NAME = "checkpoint.pt"
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-#: A penalty on a layer's outputs: receives the (B, ...) outputs of one step's training
-#: forward pass(es), with their autograd graph, and returns a scalar.
-FeatureRegularizer = Callable[[list[torch.Tensor]], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ValidationAttack:
-    """The PGD run on the held-out slice at each epoch end (for early stopping)."""
-
-    eps: float
-    steps: int = 10
-    step_size: float | None = None
-    norm: str = "inf"
-    seed: int = 12345
-
-    def run(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: DistContext, clip: Any
-    ) -> tuple[float, float]:
-        """(clean accuracy, PGD accuracy) of ``model`` in eval mode on (x, y)."""
-        was_training = model.training
-        model.eval()
-        gen = torch.Generator().manual_seed(self.seed)
-        noise = shard(random_ball(tuple(x.shape), self.eps, self.norm, gen), ctx)
-        xs, ys = shard(x, ctx), shard(y, ctx)
-        step = self.step_size if self.step_size is not None else self.eps / 4
-        counts = torch.zeros(3, dtype=torch.float64, device=x.device)
-        for start in range(0, len(xs), 512):
-            xb, yb = xs[start : start + 512], ys[start : start + 512]
-            with torch.no_grad():
-                clean = model(xb).argmax(1) == yb
-            adv = pgd_examples(
-                model,
-                xb,
-                yb,
-                eps=self.eps,
-                step_size=step,
-                steps=self.steps,
-                norm=self.norm,
-                generator=gen,
-                noise=noise[start : start + 512],
-                clip_values=clip,
-            )
-            with torch.no_grad():
-                robust = (model(adv).argmax(1) == yb) & clean
-            counts += torch.stack([clean.sum(), robust.sum(), torch.tensor(len(yb))]).to(counts)
-        model.train(was_training)
-        all_reduce_sum(counts, ctx)
-        n = max(float(counts[2]), 1.0)
-        return float(counts[0]) / n, float(counts[1]) / n
+#: The defaults of fit's keyword options (``epochs`` has none: ``None`` marks it unset).
+_OPTION_DEFAULTS = {f.name: None if f.default is MISSING else f.default for f in fields(FitConfig)}
 
 
 @dataclass
@@ -128,61 +80,6 @@ class FitResult:
     checkpoint: Path | None = None
 
 
-class _RecordLayers(nn.Module):
-    """Runs ``inner`` and keeps what the named layers of ``model`` output meanwhile.
-
-    :func:`fit` hands this wrapper to ``method.loss`` as the module to train through and
-    the bare model as the one to attack, so only the training forward passes are
-    recorded: not the attack's forwards that craft the examples, nor the no-grad clean
-    pass of the progress bar, nor the validation attack. The hooks live only while the
-    wrapper runs (a hook added after an inserted layer's hook sees that layer's output).
-    """
-
-    def __init__(self, inner: nn.Module, model: nn.Module, layers: Sequence[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        self._hooked = [model]  # a list, so that it is not registered a second time
-        self.outputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        with contextlib.ExitStack() as stack:
-            captured = {
-                name: stack.enter_context(capture_features(self._hooked[0], name))
-                for name in self.outputs
-            }
-            out = self.inner(*args, **kwargs)
-        for name, maps in captured.items():
-            self.outputs[name].extend(maps)
-        return out
-
-    def clear(self) -> None:
-        """Forget the recorded outputs (and the graphs they hold)."""
-        for maps in self.outputs.values():
-            maps.clear()
-
-
-def _check_feature_regularizers(
-    model: nn.Module, feature_regularizers: Mapping[str, FeatureRegularizer]
-) -> dict[str, FeatureRegularizer]:
-    if not isinstance(feature_regularizers, Mapping):
-        raise TypeError(
-            "feature_regularizers must map layer names to callables, got "
-            f"{type(feature_regularizers).__name__}"
-        )
-    names = {name for name, _ in model.named_modules() if name}
-    for name, penalty in feature_regularizers.items():
-        if name not in names:
-            raise ValueError(
-                f"feature_regularizers names unknown layer {name!r}; valid names are: "
-                f"{', '.join(sorted(names))}"
-            )
-        if not callable(penalty):
-            raise TypeError(
-                f"feature_regularizers[{name!r}] must be callable, got {type(penalty).__name__}"
-            )
-    return dict(feature_regularizers)
-
-
 def make_autocast(amp: str | None, device: torch.device) -> torch.autocast | None:
     """The autocast context for ``amp`` (``None``, ``"bf16"`` or ``"fp16"``) on ``device``.
 
@@ -197,19 +94,6 @@ def make_autocast(amp: str | None, device: torch.device) -> torch.autocast | Non
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
 
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -217,7 +101,7 @@ def fit(
     x: Any,
     y: Any,
     *,
-    epochs: int,
+    epochs: int | None = None,
     batch_size: int = 128,
     num_classes: int | None = None,
     scheduler: Any = None,
@@ -242,6 +126,7 @@ def fit(
     batches: Callable[[], tuple[Any, Any]] | None = None,
     steps_per_epoch: int | None = None,
     extra_settings: dict[str, Any] | None = None,
+    config: FitConfig | None = None,
 ) -> FitResult:
     """Train ``model`` in place with ``method``; returns the history.
 
@@ -296,300 +181,377 @@ def fit(
         steps_per_epoch: batches per epoch; needed with ``batches``.
         extra_settings: more JSON-able settings a resumed run must match (the
             command line records its learning-rate schedule, dataset, ...).
+        config: all the options above as one :class:`FitConfig`, instead of keywords
+            (``fit(model, optimizer, method, x, y, config=FitConfig(epochs=2))``);
+            giving both is a ``TypeError``.
 
     Raises:
         ValueError / TypeError: bad data or settings, or an existing checkpoint without
-            ``resume``.
+            ``resume``; all are raised before any training.
         CheckpointError: the checkpoint to resume is corrupt or belongs to another run.
     """
-    ctx = dist_ctx or DistContext()
-    epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
-    check_choice("scheduler_interval", scheduler_interval, ("step", "epoch"))
+    options = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "num_classes": num_classes,
+        "scheduler": scheduler,
+        "scheduler_interval": scheduler_interval,
+        "pcl": pcl,
+        "pcl_optimizer": pcl_optimizer,
+        "regularizers": regularizers,
+        "feature_regularizers": feature_regularizers,
+        "seed": seed,
+        "device": device,
+        "checkpoint_dir": checkpoint_dir,
+        "checkpoint_every": checkpoint_every,
+        "resume": resume,
+        "amp": amp,
+        "validation": validation,
+        "validation_attack": validation_attack,
+        "early_stop_drop": early_stop_drop,
+        "ema_decay": ema_decay,
+        "progress": progress,
+        "dist_ctx": dist_ctx,
+        "on_step": on_step,
+        "batches": batches,
+        "steps_per_epoch": steps_per_epoch,
+        "extra_settings": extra_settings,
+    }
+    cfg = _resolve_config(config, options)
+    run, state = _prepare(model, optimizer, method, x, y, cfg)
+    if cfg.resume:
+        _restore(run, state)
+    stopped = False
+    while not stopped and state.epoch < cfg.epochs:
+        stopped = _train_epoch(run, state)
+    return _finish(run, state, stopped)
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    return value is default or (type(value) is type(default) and bool(value == default))
+
+
+def _resolve_config(config: FitConfig | None, options: dict[str, Any]) -> FitConfig:
+    """The run's :class:`FitConfig`: ``config``, or one built (and checked) from keywords."""
+    if config is None:
+        if options["epochs"] is None:
+            raise TypeError("fit() missing 1 required keyword-only argument: 'epochs'")
+        return FitConfig(**options)
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    mixed = [k for k, v in options.items() if not _is_default(v, _OPTION_DEFAULTS[k])]
+    if mixed:
+        raise TypeError(
+            "fit() takes its options either as keywords or as config=, not both; got "
+            f"config and {', '.join(mixed)}"
+        )
+    return config
+
+
+@dataclass
+class _Run:
+    """What stays fixed while the loop runs, once :func:`_prepare` has checked it all."""
+
+    cfg: FitConfig
+    method: TrainingMethod
+    ctx: DistContext
+    device: torch.device
+    data: TrainData
+    step: StepContext
+    validation: tuple[torch.Tensor, torch.Tensor] | None
+    validation_attack: ValidationAttack | None
+    checkpoint_path: Path | None
+    signature: dict[str, list[int]]
+    settings: dict[str, Any]
+    written: Path | None = None  # the checkpoint, once one is written
+
+
+def _check_layer_names(model: nn.Module, features: Mapping[str, FeatureRegularizer]) -> None:
+    names = {name for name, _ in model.named_modules() if name}
+    for name in features:
+        if name not in names:
+            raise ValueError(
+                f"feature_regularizers names unknown layer {name!r}; valid names are: "
+                f"{', '.join(sorted(names))}"
+            )
+
+
+def _checkpoint_path(cfg: FitConfig) -> Path | None:
+    return Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir is not None else None
+
+
+def _check_objects(
+    model: nn.Module, optimizer: torch.optim.Optimizer, method: TrainingMethod, cfg: FitConfig
+) -> tuple[torch.device, torch.autocast | None, int | None]:
+    """Check what the config cannot, before any work.
+
+    Returns:
+        The device, the autocast context and the number of classes (if known yet).
+    """
     if not isinstance(method, TrainingMethod):
         raise TypeError(f"method must be a TrainingMethod, got {type(method).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
-    if checkpoint_every is not None:
-        checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
-    if early_stop_drop is not None:
-        early_stop_drop = check_non_negative("early_stop_drop", early_stop_drop)
-        if validation is None:
-            raise ValueError("early_stop_drop needs validation data")
-    if pcl is not None and pcl_optimizer is None:
-        raise ValueError("pcl needs pcl_optimizer (the centres' own optimiser)")
-    if ema_decay is not None:
-        ema_decay = check_decay("ema_decay", ema_decay)
-    features = _check_feature_regularizers(model, feature_regularizers or {})
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    autocast = make_autocast(amp, dev)
-    clip = method.clip_values
-    k = num_classes if num_classes is not None else getattr(model, "num_classes", None)
-    if batches is not None:
-        if steps_per_epoch is None:
-            raise ValueError("batches needs steps_per_epoch")
-        steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
-        if k is None:
-            raise ValueError("num_classes is needed when training from batches")
-        xt = torch.empty(0, device=dev)
-        yt = torch.empty(0, dtype=torch.int64, device=dev)
-        n = steps_per_epoch * batch_size
-    else:
-        xt = as_float_images(x, clip_values=clip).to(dev)
-        if len(xt) == 0:
-            raise ValueError("x holds no training images")
-        yt = as_labels(y, n=len(xt), num_classes=k).to(dev)
-        n = len(xt)
-        steps_per_epoch = math.ceil(n / batch_size)
-    k = int(k) if k is not None else int(yt.max()) + 1
+    _check_layer_names(model, cfg.features)
+    dev = torch.device(cfg.device) if cfg.device is not None else next(model.parameters()).device
+    autocast = make_autocast(cfg.amp, dev)
+    k = cfg.num_classes if cfg.num_classes is not None else getattr(model, "num_classes", None)
+    if cfg.batches is not None and k is None:
+        raise ValueError("num_classes is needed when training from batches")
+    path = _checkpoint_path(cfg)
+    if not cfg.resume and path is not None and path.exists():
+        raise ValueError(
+            f"{path} already exists: pass resume=True to continue that run, or choose "
+            "another checkpoint directory (it is never overwritten by a new run)"
+        )
+    return dev, autocast, k
 
-    def next_batch(order_now: torch.Tensor | None, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if batches is None:
-            assert order_now is not None
-            idx = order_now[step * batch_size : (step + 1) * batch_size].to(dev)
-            return xt[idx], yt[idx]
-        xb_raw, yb_raw = batches()
-        xb_ = as_float_images(xb_raw, clip_values=clip).to(dev)
-        return xb_, as_labels(yb_raw, n=len(xb_), num_classes=k).to(dev)
 
-    if ctx.enabled and batch_size < ctx.world_size:
-        raise ValueError(f"batch_size {batch_size} is smaller than the {ctx.world_size} ranks")
-    val: tuple[torch.Tensor, torch.Tensor] | None = None
-    if validation is not None:
-        xv = as_float_images(validation[0], name="validation x", clip_values=clip).to(dev)
-        val = (xv, as_labels(validation[1], n=len(xv), num_classes=k).to(dev))
-        if validation_attack is None:
-            eps = float(getattr(method, "eps", 0.0))
-            validation_attack = ValidationAttack(eps=eps, norm=getattr(method, "norm", "inf"))
+def _load_data(
+    x: Any, y: Any, cfg: FitConfig, num_classes: int | None, clip: Any, device: torch.device
+) -> TrainData:
+    if cfg.batches is not None:
+        assert cfg.steps_per_epoch is not None and num_classes is not None  # checked before
+        return TrainData.from_batches(
+            cfg.batches,
+            steps_per_epoch=cfg.steps_per_epoch,
+            batch_size=cfg.batch_size,
+            num_classes=num_classes,
+            clip=clip,
+            device=device,
+        )
+    return TrainData.from_arrays(
+        x, y, batch_size=cfg.batch_size, num_classes=num_classes, clip=clip, device=device
+    )
 
-    model.to(dev)
-    averager = WeightAverage(model, ema_decay) if ema_decay is not None else None
+
+def _step_context(
+    model: nn.Module,
+    method: TrainingMethod,
+    cfg: FitConfig,
+    device: torch.device,
+    autocast: torch.autocast | None,
+    k: int,
+) -> StepContext:
+    """Wrap the model for the training forward (DDP, then the layer recorder)."""
+    ctx, features = cfg.ctx, cfg.features
     train_model: nn.Module = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = (
-            [dev.index if dev.index is not None else ctx.local_rank] if dev.type == "cuda" else None
-        )
+        index = device.index if device.index is not None else ctx.local_rank
+        ids = [index] if device.type == "cuda" else None
         train_model = DistributedDataParallel(model, device_ids=ids)
     recorder = _RecordLayers(train_model, model, list(features)) if features else None
-    loss_model: nn.Module = recorder if recorder is not None else train_model
-    scaler = torch.amp.GradScaler(dev.type) if amp == "fp16" else None
+    return StepContext(
+        method=method,
+        loss_model=recorder if recorder is not None else train_model,
+        recorder=recorder,
+        features=features,
+        regularizers=cfg.regularizers,
+        ctx=ctx,
+        autocast=autocast,
+        num_classes=k,
+        step_scheduler=cfg.scheduler_interval == "step",
+    )
 
-    settings = {
+
+def _settings(cfg: FitConfig, method: TrainingMethod, data: TrainData) -> dict[str, Any]:
+    """The training settings a checkpoint records and a resumed run must match."""
+    return {
         "method": method.config(),
-        "batch_size": batch_size,
-        "num_train": n,
-        "num_classes": k,
-        "seed": seed,
-        "amp": amp,
-        "pcl": pcl.config() if pcl is not None else None,
-        "world_size": ctx.world_size,
+        "batch_size": cfg.batch_size,
+        "num_train": data.size,
+        "num_classes": data.num_classes,
+        "seed": cfg.seed,
+        "amp": cfg.amp,
+        "pcl": cfg.pcl.config() if cfg.pcl is not None else None,
+        "world_size": cfg.ctx.world_size,
         # Only when set, so that runs without averaging resume from older checkpoints.
-        **({"ema_decay": ema_decay} if ema_decay is not None else {}),
-        **(extra_settings or {}),
+        **({"ema_decay": cfg.ema_decay} if cfg.ema_decay is not None else {}),
+        **(cfg.extra_settings or {}),
     }
-    signature = model_signature(model)
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    gen = torch.Generator().manual_seed(seed)
-    result = FitResult()
-    start_epoch, start_step = 0, 0
-    order: torch.Tensor | None = None
-    sums = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, clean, adv, n, n_clean
-    best: dict[str, Any] = {"acc": None, "epoch": None, "state": None}
-    if resume:
-        if ckpt_path is None:
-            raise ValueError("resume=True needs checkpoint_dir")
-        state = load_checkpoint(ckpt_path, signature=signature, settings=settings, map_location=dev)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if pcl is not None:
-            pcl.load_state_dict(state["pcl"])
-            assert pcl_optimizer is not None
-            pcl_optimizer.load_state_dict(state["pcl_optimizer"])
-        if scaler is not None and state.get("scaler") is not None:
-            scaler.load_state_dict(state["scaler"])
-        if averager is not None:
-            averager.load_state_dict(state["ema"])
-        gen.set_state(state["generator"])
-        _set_rng_state(state["rng"])
-        start_epoch, start_step = int(state["epoch"]), int(state["step_in_epoch"])
-        order = state["order"]
-        sums = state["sums"].to(dev)
-        result.history = list(state["history"])
-        result.steps = int(state["global_step"])
-        best = dict(state["best"])
-    elif ckpt_path is not None and ckpt_path.exists():
-        raise ValueError(
-            f"{ckpt_path} already exists: pass resume=True to continue that run, or choose "
-            "another checkpoint directory (it is never overwritten by a new run)"
-        )
 
-    def checkpoint(epoch: int, step_in_epoch: int, order_now: torch.Tensor | None) -> None:
-        if ckpt_path is None or not ctx.is_main:
-            return
-        save_checkpoint(
-            ckpt_path,
-            {
-                "signature": signature,
-                "settings": settings,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "pcl": pcl.state_dict() if pcl is not None else None,
-                "pcl_optimizer": pcl_optimizer.state_dict() if pcl_optimizer is not None else None,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "ema": averager.state_dict() if averager is not None else None,
-                "generator": gen.get_state(),
-                "rng": _rng_state(),
-                "epoch": epoch,
-                "step_in_epoch": step_in_epoch,
-                "global_step": result.steps,
-                "order": order_now,
-                "sums": sums.cpu(),
-                "history": result.history,
-                "best": best,
-            },
-        )
-        result.checkpoint = ckpt_path
 
-    centre_params = list(pcl.parameters()) if pcl is not None else []
-    stopped = False
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        if order is None and batches is None:
-            order = torch.randperm(n, generator=gen)
-        elif batches is not None:
-            for _ in range(start_step):  # resumed mid-epoch: skip the batches already seen
-                batches()
-        model.train()
-        bar = tqdm(
-            range(start_step, steps_per_epoch),
-            total=steps_per_epoch,
-            initial=start_step,
-            desc=f"epoch {epoch + 1}/{epochs}",
-            disable=not (progress and ctx.is_main),
-            leave=False,
-        )
-        for step in bar:
-            xg, yg = next_batch(order, step)
-            draws = method.draw(yg, tuple(xg.shape), k, gen)
-            xb, yb = shard(xg, ctx), shard(yg, ctx)
-            draws = {name: shard(t, ctx) for name, t in draws.items()}
-            optimizer.zero_grad(set_to_none=True)
-            if pcl_optimizer is not None:
-                pcl_optimizer.zero_grad(set_to_none=True)
-            if recorder is not None:
-                recorder.clear()
-            out = method.loss(loss_model, model, xb, yb, draws, autocast)
-            per_example = out.losses
-            if pcl is not None:
-                per_example = per_example + pcl.loss(yb)
-            # Sum over the shard / global batch, times the ranks DDP averages over.
-            loss = per_example.sum() * ctx.world_size / len(xg)
-            for reg in regularizers:
-                loss = loss + reg()
-            if recorder is not None:
-                for name, penalty in features.items():
-                    if not recorder.outputs[name]:
-                        raise RuntimeError(
-                            f"layer {name!r} of feature_regularizers was not called in the "
-                            "training forward pass"
-                        )
-                    loss = loss + penalty(list(recorder.outputs[name]))
-                recorder.clear()
-            if scaler is not None:
-                scaler.scale(loss).backward()
-            else:
-                loss.backward()
-            if ctx.enabled and centre_params:
-                for p in centre_params:
-                    if p.grad is not None:
-                        all_reduce_sum(p.grad, ctx).div_(ctx.world_size)
-            if scaler is not None:
-                scaler.step(optimizer)
-                if pcl_optimizer is not None:
-                    scaler.step(pcl_optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-                if pcl_optimizer is not None:
-                    pcl_optimizer.step()
-            if scheduler is not None and scheduler_interval == "step":
-                scheduler.step()
-            if averager is not None:
-                averager.update(model)
-            with torch.no_grad():  # running sums stay on the device: no sync per step
-                zero = torch.zeros((), dtype=torch.float64, device=dev)
-                clean = adv = n_clean = zero
-                if out.logits_adv is not None:
-                    adv = (out.logits_adv.argmax(1) == yb).sum().double()
-                if out.logits_clean is not None:
-                    clean = (out.logits_clean.argmax(1) == yb).sum().double()
-                    n_clean = zero + len(yb)
-                sums += torch.stack(
-                    [per_example.detach().double().sum(), clean, adv, zero + len(yb), n_clean]
-                )
-            result.steps += 1
-            if ctx.is_main and progress and (step % 10 == 0 or step == steps_per_epoch - 1):
-                s = sums.tolist()
-                post = {"loss": f"{s[0] / max(s[3], 1):.3f}"}
-                if s[4]:
-                    post["clean"] = f"{s[1] / s[4]:.3f}"
-                if out.logits_adv is not None:
-                    post["adv"] = f"{s[2] / max(s[3], 1):.3f}"
-                bar.set_postfix(post)
-            if checkpoint_every is not None and result.steps % checkpoint_every == 0:
-                checkpoint(epoch, step + 1, order)
-            if on_step is not None:
-                on_step(result.steps)
-        bar.close()
-        totals = all_reduce_sum(sums.clone(), ctx).tolist()
-        entry: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "loss": totals[0] / max(totals[3], 1),
-            "clean_acc": totals[1] / totals[4] if totals[4] else None,
-            "adv_acc": totals[2] / totals[3] if method.name != "none" and totals[3] else None,
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        if val is not None and validation_attack is not None:
-            with averager.applied(model) if averager is not None else contextlib.nullcontext():
-                v_clean, v_adv = validation_attack.run(model, val[0], val[1], ctx, clip)
-            entry.update(val_clean=v_clean, val_adv=v_adv)
-            if early_stop_drop is not None:
-                if best["acc"] is None or v_adv > best["acc"]:
-                    best = {
-                        "acc": v_adv,
-                        "epoch": epoch + 1,
-                        "state": {
-                            n_: t.detach().cpu().clone()
-                            for n_, t in (
-                                averager.shadow if averager is not None else model.state_dict()
-                            ).items()
-                        },
-                    }
-                elif v_adv < best["acc"] - early_stop_drop:
-                    stopped = True
-        if scheduler is not None and scheduler_interval == "epoch":
-            scheduler.step()
-        entry["seconds"] = time.perf_counter() - t0
-        result.history.append(entry)
-        sums.zero_()
-        order, start_step = None, 0
-        checkpoint(epoch + 1, 0, None)
-        if ctx.is_main and progress:
-            shown = {key: round(v, 4) for key, v in entry.items() if isinstance(v, float)}
-            tqdm.write(f"epoch {epoch + 1}: {shown}")
-        if stopped:
-            break
-    if early_stop_drop is not None and best["state"] is not None:
-        model.load_state_dict(copy.deepcopy(best["state"]))
-        result.best_epoch = best["epoch"]
-    elif averager is not None:
-        averager.copy_to(model)
-    result.stopped_early = stopped
-    optimizer.zero_grad(set_to_none=True)
+def _load_validation(
+    cfg: FitConfig, method: TrainingMethod, num_classes: int, device: torch.device
+) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, ValidationAttack | None]:
+    """The held-out data on the device and its attack (PGD-10 at the method's eps)."""
+    if cfg.validation is None:
+        return None, cfg.validation_attack
+    val = as_validation(
+        cfg.validation, num_classes=num_classes, clip=method.clip_values, device=device
+    )
+    attack = cfg.validation_attack
+    if attack is None:
+        eps = float(getattr(method, "eps", 0.0))
+        attack = ValidationAttack(eps=eps, norm=getattr(method, "norm", "inf"))
+    return val, attack
+
+
+def _prepare(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    method: TrainingMethod,
+    x: Any,
+    y: Any,
+    cfg: FitConfig,
+) -> tuple[_Run, LoopState]:
+    """Check the objects, load the data, wrap the model; the run and its fresh state."""
+    dev, autocast, k = _check_objects(model, optimizer, method, cfg)
+    data = _load_data(x, y, cfg, k, method.clip_values, dev)
+    val, attack = _load_validation(cfg, method, data.num_classes, dev)
+    model.to(dev)
+    parts = Trainables(
+        model,
+        optimizer,
+        scheduler=cfg.scheduler,
+        pcl=cfg.pcl,
+        pcl_optimizer=cfg.pcl_optimizer,
+        scaler=torch.amp.GradScaler(dev.type) if cfg.amp == "fp16" else None,
+        averager=WeightAverage(model, cfg.ema_decay) if cfg.ema_decay is not None else None,
+    )
+    run = _Run(
+        cfg=cfg,
+        method=method,
+        ctx=cfg.ctx,
+        device=dev,
+        data=data,
+        step=_step_context(model, method, cfg, dev, autocast, data.num_classes),
+        validation=val,
+        validation_attack=attack,
+        checkpoint_path=_checkpoint_path(cfg),
+        signature=model_signature(model),
+        settings=_settings(cfg, method, data),
+    )
+    state = LoopState(parts, torch.Generator().manual_seed(cfg.seed), new_sums(dev))
+    return run, state
+
+
+def _restore(run: _Run, state: LoopState) -> None:
+    """Continue from the run's checkpoint (checked against the model and the settings)."""
+    assert run.checkpoint_path is not None  # FitConfig: resume needs checkpoint_dir
+    checkpoint = load_checkpoint(
+        run.checkpoint_path,
+        signature=run.signature,
+        settings=run.settings,
+        map_location=run.device,
+    )
+    state.restore(checkpoint)
+    set_torch_rng_state(checkpoint["rng"])
+
+
+def _save(run: _Run, state: LoopState) -> None:
+    """Write the checkpoint (rank 0, atomically), if the run keeps one."""
+    if run.checkpoint_path is None or not run.ctx.is_main:
+        return
+    payload = state.to_checkpoint(
+        signature=run.signature, settings=run.settings, rng=torch_rng_state()
+    )
+    save_checkpoint(run.checkpoint_path, payload)
+    run.written = run.checkpoint_path
+
+
+def _train_epoch(run: _Run, state: LoopState) -> bool:
+    """Train, validate and checkpoint one epoch; returns whether to stop early."""
+    started = time.perf_counter()
+    state.order = run.data.start_epoch(state.order, state.step_in_epoch, state.generator)
+    state.parts.model.train()
+    _run_steps(run, state)
+    entry = _epoch_entry(run, state)
+    stop = _validate(run, state, entry)
+    if state.parts.scheduler is not None and run.cfg.scheduler_interval == "epoch":
+        state.parts.scheduler.step()
+    entry["seconds"] = time.perf_counter() - started
+    state.history.append(entry)
+    state.end_epoch()
+    _save(run, state)
+    if run.ctx.is_main and run.cfg.progress:
+        shown = {key: round(v, 4) for key, v in entry.items() if isinstance(v, float)}
+        tqdm.write(f"epoch {state.epoch}: {shown}")
+    return stop
+
+
+def _run_steps(run: _Run, state: LoopState) -> None:
+    """The epoch's remaining steps, with the progress bar, checkpoints and ``on_step``."""
+    cfg, steps, first = run.cfg, run.data.steps_per_epoch, state.step_in_epoch
+    bar = tqdm(
+        range(first, steps),
+        total=steps,
+        initial=first,
+        desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+        disable=not (cfg.progress and run.ctx.is_main),
+        leave=False,
+    )
+    for step in bar:
+        xg, yg = run.data.batch(state.order, step)
+        out = train_step(run.step, state, xg, yg)
+        state.global_step += 1
+        state.step_in_epoch = step + 1
+        if run.ctx.is_main and cfg.progress and (step % 10 == 0 or step == steps - 1):
+            bar.set_postfix(_progress(state.sums, out))
+        if cfg.checkpoint_every is not None and state.global_step % cfg.checkpoint_every == 0:
+            _save(run, state)
+        if cfg.on_step is not None:
+            cfg.on_step(state.global_step)
+    bar.close()
+
+
+def _progress(sums: torch.Tensor, out: BatchLoss) -> dict[str, str]:
+    """The progress bar's running loss, clean and adversarial accuracy."""
+    s = sums.tolist()
+    post = {"loss": f"{s[0] / max(s[3], 1):.3f}"}
+    if s[4]:
+        post["clean"] = f"{s[1] / s[4]:.3f}"
+    if out.logits_adv is not None:
+        post["adv"] = f"{s[2] / max(s[3], 1):.3f}"
+    return post
+
+
+def _epoch_entry(run: _Run, state: LoopState) -> dict[str, Any]:
+    """The epoch's history entry from the sums over all ranks (before validation)."""
+    totals = all_reduce_sum(state.sums.clone(), run.ctx).tolist()
+    adversarial = run.method.name != "none"
+    return {
+        "epoch": state.epoch + 1,
+        "loss": totals[0] / max(totals[3], 1),
+        "clean_acc": totals[1] / totals[4] if totals[4] else None,
+        "adv_acc": totals[2] / totals[3] if adversarial and totals[3] else None,
+        "lr": state.parts.optimizer.param_groups[0]["lr"],
+    }
+
+
+def _validate(run: _Run, state: LoopState, entry: dict[str, Any]) -> bool:
+    """Attack the held-out slice (averaged weights, if any); returns whether to stop."""
+    if run.validation is None or run.validation_attack is None:
+        return False
+    model, averager = state.parts.model, state.parts.averager
+    with averager.applied(model) if averager is not None else contextlib.nullcontext():
+        xv, yv = run.validation
+        v_clean, v_adv = run.validation_attack.run(model, xv, yv, run.ctx, run.method.clip_values)
+    entry.update(val_clean=v_clean, val_adv=v_adv)
+    drop = run.cfg.early_stop_drop
+    if drop is None:
+        return False
+    weights = averager.shadow if averager is not None else model.state_dict()
+    state.best, stop = update_best(state.best, v_adv, state.epoch + 1, weights, drop)
+    return stop
+
+
+def _finish(run: _Run, state: LoopState, stopped: bool) -> FitResult:
+    """Restore the best (or averaged) weights; the model is left in eval mode."""
+    model, parts = state.parts.model, state.parts
+    result = FitResult(
+        history=state.history,
+        steps=state.global_step,
+        stopped_early=stopped,
+        checkpoint=run.written,
+    )
+    if run.cfg.early_stop_drop is not None and state.best["state"] is not None:
+        model.load_state_dict(copy.deepcopy(state.best["state"]))
+        result.best_epoch = state.best["epoch"]
+    elif parts.averager is not None:
+        parts.averager.copy_to(model)
+    parts.optimizer.zero_grad(set_to_none=True)
     model.eval()
     return result

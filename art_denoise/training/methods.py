@@ -24,17 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from art_denoise._torch import random_ball, random_targets
 from art_denoise._validation import (
     check_choice,
     check_non_negative,
     check_positive_int,
 )
-from art_denoise.training.adversarial_examples import (
-    bn_inference_mode,
-    pgd_examples,
-    random_ball,
-    random_targets,
-)
+from art_denoise.training.adversarial_examples import bn_inference_mode, pgd_examples
 
 __all__ = [
     "METHODS",
