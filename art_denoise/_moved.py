@@ -48,6 +48,7 @@ MOVED: dict[str, str] = {
     "art_denoise.attacks.rp2_pytorch": "art_denoise.attacks.evasion.rp2_pytorch",
     "art_denoise.training.attacks": "art_denoise.training.adversarial_examples",
     "art_denoise.blurnet.hooks": "art_denoise._torch",
+    "art_denoise.evaluation.physical": "art_denoise.evaluation.rp2_evaluation",
 }
 
 #: Old package path -> the new modules whose names it hands on, first match wins.

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from art_denoise._validation import check_choice, check_non_negative, check_positive_int
+from art_denoise._validation import (
+    check_choice,
+    check_non_negative,
+    check_norm,
+    check_positive_int,
+)
 
 __all__ = ["ATTACKS", "NORMS", "AttackSpec", "normalize_norm"]
 
@@ -19,19 +23,14 @@ ATTACKS: dict[str, tuple[str, ...]] = {
     "autoattack": ("inf", "2"),
 }
 NORMS = ("inf", "2")
-_NORM_ALIASES = {"inf": "inf", "linf": "inf", "Linf": "inf", "2": "2", "l2": "2", "L2": "2"}
 
 
 def normalize_norm(norm: Any) -> str:
-    """Map ``"inf"``, ``"linf"``, ``np.inf``, ``2``, ``"l2"`` to ``"inf"`` or ``"2"``."""
-    if isinstance(norm, (int, float)) and not isinstance(norm, bool):
-        if math.isinf(norm):
-            return "inf"
-        if norm == 2:
-            return "2"
-    if isinstance(norm, str) and norm in _NORM_ALIASES:
-        return _NORM_ALIASES[norm]
-    raise ValueError(f"unknown norm {norm!r}; expected one of 'inf', '2'")
+    """Map ``"inf"``, ``"linf"``, ``np.inf``, ``2``, ``"l2"`` to ``"inf"`` or ``"2"``.
+
+    The threat model's name for :func:`art_denoise._validation.check_norm`.
+    """
+    return check_norm(norm, allowed=NORMS)
 
 
 @dataclass(frozen=True)

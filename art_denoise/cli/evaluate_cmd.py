@@ -9,7 +9,7 @@ from art_denoise.attacks.backends import available_backends
 from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.attacks.rp2 import RP2Config
 from art_denoise.cli._common import comma_floats, comma_list, make_specs
-from art_denoise.evaluation.physical import RP2Evaluation
+from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
 from art_denoise.evaluation.sweeps import (
     DEFAULT_RESTARTS,
     DEFAULT_STEPS,

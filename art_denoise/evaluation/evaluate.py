@@ -27,8 +27,8 @@ from art_denoise.evaluation.metrics import (
     max_perturbation,
     predict,
 )
-from art_denoise.evaluation.physical import RP2Evaluation
 from art_denoise.evaluation.report import AttackResult, ModelReport, Report
+from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
 from art_denoise.evaluation.sweeps import SweepSpec, run_sweep
 
 __all__ = ["draw_targets", "environment", "evaluate"]

@@ -1,10 +1,15 @@
-"""Per-example predictions and the metrics of the report (BlurNet's among them)."""
+"""Per-example predictions and the metrics of the report (BlurNet's among them).
+
+:func:`l2_dissimilarity` is BlurNet's, defined once in :mod:`art_denoise.attacks.rp2.metrics`
+(the RP2 metrics use it too) and re-exported here.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from art_denoise._torch import perturbation_norms, predict
+from art_denoise.attacks.rp2.metrics import l2_dissimilarity
 
 __all__ = ["attack_success_rate", "l2_dissimilarity", "max_perturbation", "predict"]
 
@@ -24,15 +29,6 @@ def attack_success_rate(
         return 0.0
     hit = adv_pred == target if target is not None else adv_pred != y
     return float((hit & correct).sum()) / n
-
-
-def l2_dissimilarity(x: torch.Tensor, x_adv: torch.Tensor) -> float:
-    """BlurNet's ``1/N sum ||x - x_adv||_2 / ||x_adv||_2`` over all N images."""
-    if len(x) == 0:
-        return 0.0
-    num = perturbation_norms(x_adv - x, "2")
-    den = perturbation_norms(x_adv, "2").clamp_min(1e-12)
-    return float((num / den).mean())
 
 
 def max_perturbation(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> float:

@@ -422,7 +422,7 @@ CONFIG_CASES = [
     ConfigCase("max-iter-zero", {"max_iter": 0}, ValueError, "max_iter must be >= 1, got 0"),
     ConfigCase("max-iter-float", {"max_iter": 2.5}, TypeError, r"max_iter must be an int.*2\.5"),
     ConfigCase("norm-3", {"norm": 3}, ValueError, "unknown norm 3"),
-    ConfigCase("norm-str", {"norm": "l2"}, ValueError, "unknown norm 'l2'"),
+    ConfigCase("norm-str", {"norm": "l3"}, ValueError, "unknown norm 'l3'"),
     ConfigCase("norm-bool", {"norm": True}, ValueError, "unknown norm True"),
     ConfigCase("nb-transforms", {"nb_transforms": 0}, ValueError, "nb_transforms must be >= 1"),
     ConfigCase("nps-weight", {"nps_weight": -2}, ValueError, r"nps_weight.*-2"),

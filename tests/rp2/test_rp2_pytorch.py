@@ -14,8 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from art_denoise.attacks._transforms import TransformRanges
-from art_denoise.attacks.rp2 import RP2Config, per_target_success, rp2_attack, rp2_metrics
 from art_denoise.attacks.evasion.rp2_pytorch import RobustPhysicalPerturbationPyTorch
+from art_denoise.attacks.rp2 import RP2Config, per_target_success, rp2_attack, rp2_metrics
 from art_denoise.estimators import to_art_classifier
 from art_denoise.models import create_model
 
