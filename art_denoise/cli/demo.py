@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -13,7 +13,12 @@ from torch import nn
 from art_denoise.attacks.backends import available_backends
 from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.attacks.spec import AttackSpec
+from art_denoise.data import Dataset
+from art_denoise.recipes import BlurNetSettings, ModelRecipe, build_model
 from art_denoise.training.methods import PGDTraining
+
+if TYPE_CHECKING:
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
 
 HELP = (
     "train small CNNs (baseline, denoising blocks, PGD-trained, BlurNet, autoencoder input "
@@ -42,6 +47,14 @@ DEFENSES = {
     "autoencoder": "baseline behind a noisy denoising autoencoder (sigma 0.1), randomised",
 }
 
+#: How each trained model is built (the "autoencoder" classifier is the "baseline" one).
+DEMO_MODELS = {
+    "baseline": ModelRecipe(),
+    "denoise": ModelRecipe(denoise="nonlocal", denoise_after=("stages",)),
+    "pgd": ModelRecipe(),
+    "blurnet": ModelRecipe(blurnet=BlurNetSettings(blur=3, kind="box")),
+}
+
 #: Models also attacked with Expectation over Transformation (PGD specs only).
 EOT_MODELS = ("blurnet", "autoencoder")
 
@@ -66,18 +79,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _train(name: str, data: Any, args: argparse.Namespace, device: torch.device) -> nn.Module:
-    from art_denoise.blocks import insert_denoising_blocks
-    from art_denoise.blurnet import insert_lowpass
-    from art_denoise.models import create_model
+def _train(name: str, data: Dataset, args: argparse.Namespace, device: torch.device) -> nn.Module:
+    """Build the demo model ``name`` (seeded) and train it: PGD for "pgd", clean otherwise."""
     from art_denoise.training import fit, train_standard
 
-    torch.manual_seed(args.seed)
-    model = create_model("smallcnn", input_shape=data.input_shape, num_classes=data.num_classes)
-    if name == "denoise":
-        model = insert_denoising_blocks(model, after="stages", filter="nonlocal")
-    if name == "blurnet":
-        model = insert_lowpass(model, kernel_size=3, kind="box")
+    model = build_model(
+        DEMO_MODELS[name],
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        seed=args.seed,
+    )
     if name == "pgd":
         model.to(device)
         fit(
@@ -106,15 +117,8 @@ def _train(name: str, data: Any, args: argparse.Namespace, device: torch.device)
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from art_denoise._torch import predict, resolve_device
-    from art_denoise.data import load_dataset
-    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
-    from art_denoise.estimators.classification.preprocessed import PreprocessedModel
-    from art_denoise.evaluation import evaluate
-    from art_denoise.models import save_model
-
-    eot_specs = [s.replace(eot_samples=args.eot) for s in DEMO_ATTACKS if s.attack == "pgd"]
+def _backends(args: argparse.Namespace) -> list[str]:
+    """``--backends``, or every installed one (with a note on the plug-ins that are not)."""
     backends = (
         [b.strip() for b in args.backends.split(",")] if args.backends else available_backends()
     )
@@ -125,10 +129,16 @@ def run(args: argparse.Namespace) -> int:
             "(see plugins/*/README.md)",
             file=sys.stderr,
         )
-    device = resolve_device(args.device)
-    data = load_dataset("digits")
-    x_test = torch.from_numpy(data.x_test).to(device)
-    y_test = torch.from_numpy(data.y_test)
+    return backends
+
+
+def _train_models(
+    data: Dataset, args: argparse.Namespace, device: torch.device
+) -> tuple[dict[str, nn.Module], DenoisingAutoencoderPyTorch]:
+    """The demo's models, in :data:`DEFENSES` order, and the autoencoder of the last."""
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+    from art_denoise.estimators.classification.preprocessed import PreprocessedModel
+
     models: dict[str, nn.Module] = {}
     for name in ("baseline", "denoise", "pgd", "blurnet"):
         models[name] = _train(name, data, args, device)
@@ -140,11 +150,62 @@ def run(args: argparse.Namespace) -> int:
     )
     autoencoder.fit(data.x_train, nb_epochs=args.epochs, seed=args.seed)
     models["autoencoder"] = PreprocessedModel(models["baseline"], [autoencoder]).eval()
+    return models, autoencoder
+
+
+def _accuracies(
+    models: dict[str, nn.Module], data: Dataset, seed: int, device: torch.device
+) -> dict[str, float]:
+    """Clean test accuracy of each model, printed (the autoencoder's noise seeded)."""
+    from art_denoise._torch import predict
+
+    x_test = torch.from_numpy(data.x_test).to(device)
+    y_test = torch.from_numpy(data.y_test)
     accuracy = {}
     for name, model in models.items():
-        torch.manual_seed(args.seed)  # the autoencoder's noise
+        torch.manual_seed(seed)  # the autoencoder's noise
         accuracy[name] = float((predict(model, x_test).cpu() == y_test).float().mean())
         print(f"{name} on digits: {accuracy[name]:.1%} test accuracy ({len(x_test)} images)")
+    return accuracy
+
+
+def _save_models(
+    out: Path,
+    models: dict[str, nn.Module],
+    autoencoder: DenoisingAutoencoderPyTorch,
+    accuracy: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
+    """Each model file beside the report; the autoencoder is saved as the input filter."""
+    from art_denoise.models import save_model
+
+    for name, model in models.items():
+        meta = {
+            "dataset": "digits",
+            "training": "pgd" if name == "pgd" else "standard",
+            "defense": DEFENSES[name],
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "test_accuracy": accuracy[name],
+        }
+        if name == "autoencoder":
+            # the classifier is baseline.safetensors; the input filter is saved on its own
+            autoencoder.save(out / "autoencoder.safetensors")
+        else:
+            save_model(model, out / f"{name}.safetensors", metadata=meta)
+
+
+def run(args: argparse.Namespace) -> int:
+    from art_denoise._torch import resolve_device
+    from art_denoise.data import load_dataset
+    from art_denoise.evaluation import evaluate
+
+    eot_specs = [s.replace(eot_samples=args.eot) for s in DEMO_ATTACKS if s.attack == "pgd"]
+    backends = _backends(args)
+    device = resolve_device(args.device)
+    data = load_dataset("digits")
+    models, autoencoder = _train_models(data, args, device)
+    accuracy = _accuracies(models, data, args.seed, device)
     report = evaluate(
         models,
         data.x_test,
@@ -161,20 +222,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     out = report.save(args.out)
-    for name, model in models.items():
-        meta = {
-            "dataset": "digits",
-            "training": "pgd" if name == "pgd" else "standard",
-            "defense": DEFENSES[name],
-            "epochs": args.epochs,
-            "seed": args.seed,
-            "test_accuracy": accuracy[name],
-        }
-        if name == "autoencoder":
-            # the classifier is baseline.safetensors; the input filter is saved on its own
-            autoencoder.save(out / "autoencoder.safetensors")
-        else:
-            save_model(model, out / f"{name}.safetensors", metadata=meta)
+    _save_models(out, models, autoencoder, accuracy, args)
     print()
     print(report.summary_table())
     print(

@@ -8,7 +8,7 @@ from pathlib import Path
 from art_denoise.attacks.backends import available_backends
 from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.attacks.rp2 import RP2Config
-from art_denoise.cli._common import comma_floats, comma_list, make_specs
+from art_denoise.cli._common import check_input_shape, comma_floats, comma_list, make_specs
 from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
 from art_denoise.evaluation.sweeps import (
     DEFAULT_RESTARTS,
@@ -181,12 +181,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model, device=device)
     data = load_dataset(args.dataset, path=args.data_path, n_test=args.n_samples)
-    shape = tuple(getattr(model, "input_shape", data.input_shape))
-    if shape != tuple(data.input_shape):
-        raise ValueError(
-            f"model {str(args.model)!r} expects inputs {shape}, dataset {args.dataset!r} has "
-            f"{tuple(data.input_shape)}"
-        )
+    check_input_shape(model, data, model_path=args.model, dataset=args.dataset)
     report = evaluate(
         {args.model.stem: model},
         data.x_test,

@@ -17,6 +17,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from art_denoise.cli._common import check_input_shape, make_specs
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from art_denoise.attacks.spec import AttackSpec
 
 HELP = "spectra of clean vs adversarial inputs and first-layer maps (BlurNet's analysis)"
 
@@ -46,21 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from art_denoise._torch import predict, resolve_device
-    from art_denoise._validation import check_non_negative, check_positive_int
-    from art_denoise.attacks.backends import get_backend
-    from art_denoise.blurnet import LowPass2d, first_conv
-    from art_denoise.cli._common import make_specs
-    from art_denoise.data import load_dataset
-    from art_denoise.models import load_model
-    from art_denoise.spectral import spectrum_report
-
-    # Usage errors first, before any loading.
-    check_positive_int("--n-samples", args.n_samples)
-    check_non_negative("--radius", args.radius)
+def _spec(args: argparse.Namespace) -> AttackSpec:
+    """``--attack`` and its settings as one spec."""
     (spec,) = make_specs(
         [args.attack],
         [args.eps],
@@ -73,44 +68,90 @@ def run(args: argparse.Namespace) -> int:
         deepfool_steps=50,
         overshoot=0.02,
     )
+    return spec
+
+
+def _layer(model: nn.Module, name: str | None) -> str:
+    """``--layer``, checked against the model's modules (default: the first conv)."""
+    from art_denoise.blurnet import first_conv
+
+    layer = name if name is not None else first_conv(model)
+    if layer not in dict(model.named_modules()):
+        names = ", ".join(n for n, _ in model.named_modules() if n)
+        raise ValueError(f"unknown --layer {layer!r}; valid names are: {names}")
+    return layer
+
+
+def _metadata(
+    args: argparse.Namespace,
+    spec: AttackSpec,
+    backend: str,
+    lowpass: object,
+    dataset: str,
+    accuracies: tuple[float, float],
+) -> dict[str, Any]:
+    """What ``spectrum.json`` records about the run."""
+    from art_denoise.blurnet import LowPass2d
+
+    return {
+        "model": str(args.model),
+        "dataset": dataset,
+        "split": "test",
+        "attack": {**dataclasses.asdict(spec), "backend": backend, "seed": args.seed},
+        "lowpass": lowpass.extra_repr() if isinstance(lowpass, LowPass2d) else None,
+        "clean_accuracy": accuracies[0],
+        "adv_accuracy": accuracies[1],
+    }
+
+
+def _print_summary(
+    args: argparse.Namespace,
+    spec: AttackSpec,
+    n_images: int,
+    metadata: dict[str, Any],
+    report: dict[str, Any],
+) -> None:
+    clean_acc, adv_acc = metadata["clean_accuracy"], metadata["adv_accuracy"]
+    print(
+        f"{spec.key} on {n_images} {metadata['dataset']} test image(s): accuracy "
+        f"{clean_acc:.1%} -> {adv_acc:.1%}; high-frequency energy (> {args.radius:g} "
+        f"cycles/px)\n"
+        f"  input:        clean {report['input_clean']:.4f}  adversarial "
+        f"{report['input_adv']:.4f}\n"
+        f"  {report['layer']} maps: clean {report['layer_clean']:.4f}  adversarial "
+        f"{report['layer_adv']:.4f}"
+    )
+    print(f"written: {args.out / 'spectra.png'}, {args.out / 'spectrum.json'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from art_denoise._torch import predict, resolve_device
+    from art_denoise._validation import check_non_negative, check_positive_int
+    from art_denoise.attacks.backends import get_backend
+    from art_denoise.data import load_dataset
+    from art_denoise.models import load_model
+    from art_denoise.spectral import spectrum_report
+
+    # Usage errors first, before any loading.
+    check_positive_int("--n-samples", args.n_samples)
+    check_non_negative("--radius", args.radius)
+    spec = _spec(args)
     backend = get_backend("art")
     backend.check(spec)
     device = resolve_device(args.device)
     model = load_model(args.model, device=device)
-    layer = args.layer if args.layer is not None else first_conv(model)
-    if layer not in dict(model.named_modules()):
-        names = ", ".join(n for n, _ in model.named_modules() if n)
-        raise ValueError(f"unknown --layer {layer!r}; valid names are: {names}")
+    layer = _layer(model, args.layer)
     data = load_dataset(args.dataset, path=args.data_path, n_test=args.n_samples)
-    shape = tuple(getattr(model, "input_shape", data.input_shape))
-    if shape != tuple(data.input_shape):
-        raise ValueError(
-            f"model {str(args.model)!r} expects inputs {shape}, dataset {args.dataset!r} has "
-            f"{tuple(data.input_shape)}"
-        )
+    check_input_shape(model, data, model_path=args.model, dataset=args.dataset)
     x = torch.from_numpy(data.x_test).to(device)
     y = torch.from_numpy(data.y_test).to(device)
     x_adv = backend.run(model, x, y, spec, seed=args.seed)
     clean_acc = float((predict(model, x) == y).float().mean())
     adv_acc = float((predict(model, x_adv) == y).float().mean())
     lowpass = getattr(dict(model.named_modules())[layer], "lowpass", None)
-    metadata = {
-        "model": str(args.model),
-        "dataset": data.name,
-        "split": "test",
-        "attack": {**dataclasses.asdict(spec), "backend": backend.name, "seed": args.seed},
-        "lowpass": lowpass.extra_repr() if isinstance(lowpass, LowPass2d) else None,
-        "clean_accuracy": clean_acc,
-        "adv_accuracy": adv_acc,
-    }
+    metadata = _metadata(args, spec, backend.name, lowpass, data.name, (clean_acc, adv_acc))
     report = spectrum_report(model, x, x_adv, layer, args.out, args.radius, metadata=metadata)
-    print(
-        f"{spec.key} on {len(x)} {data.name} test image(s): accuracy {clean_acc:.1%} -> "
-        f"{adv_acc:.1%}; high-frequency energy (> {args.radius:g} cycles/px)\n"
-        f"  input:        clean {report['input_clean']:.4f}  adversarial "
-        f"{report['input_adv']:.4f}\n"
-        f"  {layer} maps: clean {report['layer_clean']:.4f}  adversarial "
-        f"{report['layer_adv']:.4f}"
-    )
-    print(f"written: {args.out / 'spectra.png'}, {args.out / 'spectrum.json'}")
+    _print_summary(args, spec, len(x), metadata, report)
     return 0

@@ -20,23 +20,44 @@ a box::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from art_denoise.blocks.denoising import FILTERS
+from art_denoise.blurnet.lowpass import KINDS
 from art_denoise.cli._common import comma_ints, comma_list
+from art_denoise.recipes import (
+    LR_SCHEDULES,
+    RECIPE_METHODS,
+    BlurNetSettings,
+    ModelRecipe,
+    TrainedRun,
+    TrainingRecipe,
+    check_run_dir,
+    clean_accuracy,
+    setup_device,
+    train_recipe,
+)
 
 HELP = "train a model (none, pgd, mix, fast or pcl) and write model.safetensors for evaluate"
 
-METHOD_CHOICES = ("none", "pgd", "mix", "fast", "pcl")
-DENOISE_CHOICES = ("nonlocal", "bilateral", "mean", "median", "none")
-BLUR_KINDS = ("box", "gaussian", "learnable")
+#: ``--method``: the training methods, and ``"pcl"`` (PCL alone).
+METHOD_CHOICES = RECIPE_METHODS
+#: ``--denoise``: the denoising blocks' filters (``"none"`` is the 1x1-only ablation).
+DENOISE_CHOICES = tuple(FILTERS)
+#: ``--blur-kind``: the low-pass kernels.
+BLUR_KINDS = tuple(KINDS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    _add_model_arguments(p)
+    _add_training_arguments(p)
+    _add_defense_arguments(p)
+    _add_run_arguments(p)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The dataset and the architecture."""
     p.add_argument("--dataset", required=True, help="digits, mnist, fashion-mnist or cifar10")
     p.add_argument("--data-path", type=Path, default=None, help="directory holding the dataset")
     p.add_argument("--model", default="smallcnn", help="smallcnn or preact-resnet18")
@@ -52,12 +73,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="smallcnn: hidden fully-connected units (default 128)",
     )
+
+
+def _add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """The method, the run directory, the optimiser and its schedule, the attack, PCL."""
     p.add_argument("--method", default="pgd", choices=METHOD_CHOICES)
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128, help="global batch size")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (peak of onecycle)")
-    p.add_argument("--lr-schedule", choices=("onecycle", "constant"), default="onecycle")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="onecycle")
     p.add_argument("--eps", type=float, default=0.1, help="attack budget of the training attack")
     p.add_argument("--norm", choices=("inf", "2"), default="inf")
     p.add_argument("--steps", type=int, default=7, help="PGD iterations of the training attack")
@@ -72,6 +97,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pcl-weights", type=float, nargs=2, default=(1.0, 1e-4), metavar=("PULL", "PUSH")
     )
+
+
+def _add_defense_arguments(p: argparse.ArgumentParser) -> None:
+    """Denoising blocks and BlurNet."""
     p.add_argument("--denoise", choices=DENOISE_CHOICES, default=None, help="add denoising blocks")
     p.add_argument("--denoise-after", type=comma_list, default=["stages"], help="names or preset")
     p.add_argument(
@@ -98,6 +127,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="A",
         help="BlurNet: weight of the L-inf penalty on a --blur-kind learnable kernel",
     )
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The data split, averaging, early stopping, checkpoints, precision, device, seed."""
     p.add_argument("--val-size", type=int, default=1000, help="held-out training images")
     p.add_argument(
         "--ema",
@@ -115,241 +148,91 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _method_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    common = {"eps": args.eps, "norm": args.norm}
-    if args.method == "none" or (args.method == "pcl" and not args.pcl):
-        return "none", {}
-    if args.method in ("pgd", "pcl"):
-        return "pgd", {
-            **common,
-            "steps": args.steps,
-            "step_size": args.step_size,
-            "restarts": args.restarts,
-            "targeted": args.targeted,
-            "prob_start_from_clean": args.prob_start_from_clean,
-        }
-    if args.method == "mix":
-        return "mix", {
-            **common,
-            "alpha": args.mix_alpha,
-            "attack": args.mix_attack,
-            "steps": args.steps,
-            "step_size": args.step_size,
-        }
-    return "fast", {**common, "step_size": args.step_size}
-
-
-def _model_config(args: argparse.Namespace) -> dict[str, Any]:
-    """``--widths`` / ``--hidden`` as constructor arguments (SmallCNN checks the values)."""
-    config = {k: v for k, v in (("widths", args.widths), ("hidden", args.hidden)) if v is not None}
-    if config and args.model != "smallcnn":
-        raise ValueError(f"--widths and --hidden size a smallcnn, not --model {args.model!r}")
-    return config
-
-
-def _blurnet_settings(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The checked BlurNet options, or ``None`` when none is given."""
-    from art_denoise._validation import check_non_negative
-
-    if args.blur is None and args.blur_kind is None and args.tv is None and args.linf_reg is None:
-        return None
-    if args.blur is not None and (args.blur < 3 or args.blur % 2 == 0):
-        raise ValueError(f"--blur must be an odd kernel size >= 3 (3, 5 or 7), got {args.blur}")
-    if args.blur_kind is not None and args.blur is None:
-        raise ValueError(f"--blur-kind {args.blur_kind} needs --blur K")
-    kind = args.blur_kind or "box"
-    tv = check_non_negative("--tv", args.tv) if args.tv is not None else None
-    linf = check_non_negative("--linf-reg", args.linf_reg) if args.linf_reg is not None else None
-    if linf is not None and (args.blur is None or kind != "learnable"):
-        raise ValueError(
-            f"--linf-reg {args.linf_reg} penalises a learnable low-pass kernel: "
-            "add --blur K --blur-kind learnable"
-        )
-    return {
-        "blur": args.blur,
-        "kind": kind if args.blur is not None else None,
-        "tv": tv,
-        "linf_reg": linf,
-    }
-
-
-def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
-    from art_denoise._torch import predict, resolve_device
-    from art_denoise.blocks import insert_denoising_blocks
-    from art_denoise.blurnet import (
-        first_conv,
-        insert_lowpass,
-        linf_depthwise_penalty,
-        total_variation_penalty,
-    )
-    from art_denoise.data import load_dataset
-    from art_denoise.models import create_model, save_model
-    from art_denoise.training import PrototypeConformityLoss, create_method, fit
-    from art_denoise.training.averaging import check_decay
-    from art_denoise.training.distributed import init_distributed
-    from art_denoise.training.loop import CHECKPOINT_NAME, FeatureRegularizer
-
-    # Usage errors first, before any data is read or file written.
-    name, settings = _method_settings(args)
-    method = create_method(name, **settings)
-    if args.pcl and args.method != "pgd":
-        raise ValueError("--pcl combines PCL with --method pgd; use --method pcl for PCL alone")
-    if args.ema is not None:
-        check_decay("--ema", args.ema)
-    blurnet = _blurnet_settings(args)
-    model_config = _model_config(args)
-    out: Path = args.out
-    model_path = out / "model.safetensors"
-    if not args.resume and ((out / CHECKPOINT_NAME).exists() or model_path.exists()):
-        raise ValueError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    device = resolve_device(args.device)
-    ctx = init_distributed(device)
-    if ctx.enabled and device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
-        torch.cuda.set_device(device)
-
-    data = load_dataset(args.dataset, path=args.data_path)
-    x, y = data.x_train, data.y_train
-    if args.train_size is not None:
-        x, y = x[: args.train_size], y[: args.train_size]
-    val = None
-    if args.val_size > 0:
-        if args.val_size >= len(x):
-            raise ValueError(f"--val-size {args.val_size} leaves no training images of {len(x)}")
-        order = np.random.default_rng(args.seed).permutation(len(x))
-        held, kept = np.sort(order[: args.val_size]), np.sort(order[args.val_size :])
-        val = (x[held], y[held])
-        x, y = x[kept], y[kept]
-
-    torch.manual_seed(args.seed)
-    model = create_model(
-        args.model, input_shape=data.input_shape, num_classes=data.num_classes, **model_config
-    )
-    if blurnet is not None and blurnet["blur"] is not None:
-        model = insert_lowpass(model, kernel_size=blurnet["blur"], kind=blurnet["kind"])
-    after: Any = args.denoise_after[0] if len(args.denoise_after) == 1 else args.denoise_after
-    if args.denoise is not None:
-        model = insert_denoising_blocks(model, after=after, filter=args.denoise)
-    model.to(device)
-    pcl = pcl_opt = None
-    if args.method == "pcl" or args.pcl:
-        layers = args.pcl_layers or list(getattr(model, "stages", ()))
-        pcl = PrototypeConformityLoss(
-            model,
-            layers,
-            data.num_classes,
-            pull_weight=args.pcl_weights[0],
-            push_weight=args.pcl_weights[1],
-        )
-        pcl_opt = torch.optim.SGD(pcl.parameters(), lr=0.5)
-    regularizers: list[Callable[[], torch.Tensor]] = []
-    feature_regularizers: dict[str, FeatureRegularizer] = {}
-    if blurnet is not None and blurnet["linf_reg"]:
-        alpha = blurnet["linf_reg"]
-        regularizers.append(lambda: linf_depthwise_penalty(model, alpha))
-    if blurnet is not None and blurnet["tv"]:
-        # The first conv's output as the rest of the model sees it: after the low-pass
-        # layer, whose hook runs before the recording one. Mix training records two
-        # forwards per step; concatenating them penalises their mean map.
-        weight = blurnet["tv"]
-        feature_regularizers[first_conv(model)] = lambda maps: total_variation_penalty(
-            torch.cat(maps).float(), weight
-        )
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = None
-    if args.lr_schedule == "onecycle":
-        steps = -(-len(x) // args.batch_size) * args.epochs
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=args.lr,
-            total_steps=steps + 1,
-            pct_start=0.4,
-            anneal_strategy="linear",
-            cycle_momentum=False,
-        )
-    started = time.perf_counter()
-    result = fit(
-        model,
-        optimizer,
-        method,
-        x,
-        y,
+def _training_recipe(args: argparse.Namespace) -> TrainingRecipe:
+    """The training options (checked: the attack, ``--pcl``, ``--ema``)."""
+    return TrainingRecipe(
+        method=args.method,
+        eps=args.eps,
+        norm=args.norm,
+        steps=args.steps,
+        step_size=args.step_size,
+        restarts=args.restarts,
+        targeted=args.targeted,
+        prob_start_from_clean=args.prob_start_from_clean,
+        mix_alpha=args.mix_alpha,
+        mix_attack=args.mix_attack,
+        pcl=args.pcl,
+        pcl_layers=args.pcl_layers,
+        pcl_weights=args.pcl_weights,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        num_classes=data.num_classes,
-        scheduler=scheduler,
-        pcl=pcl,
-        pcl_optimizer=pcl_opt,
-        regularizers=regularizers,
-        feature_regularizers=feature_regularizers,
-        seed=args.seed,
-        device=device,
-        checkpoint_dir=out,
+        lr=args.lr,
+        lr_schedule=args.lr_schedule,
+        ema=args.ema,
+        val_size=args.val_size,
+        train_size=args.train_size,
+        overfit_drop=args.overfit_drop,
         checkpoint_every=args.checkpoint_every,
-        resume=args.resume,
         amp=args.amp,
-        validation=val,
-        early_stop_drop=args.overfit_drop if name == "fast" and val is not None else None,
-        ema_decay=args.ema,
-        progress=not args.quiet,
-        dist_ctx=ctx,
-        extra_settings={
-            "model": args.model,
-            "dataset": data.name,
-            "lr": args.lr,
-            "lr_schedule": args.lr_schedule,
-            "epochs": args.epochs if args.lr_schedule == "onecycle" else None,
-            "denoise": [args.denoise, args.denoise_after],
-            # Only when set, so that runs without BlurNet resume from older checkpoints.
-            **({"blurnet": blurnet} if blurnet is not None else {}),
-            "train_size": len(x),
-            "val_size": args.val_size,
-        },
+        seed=args.seed,
     )
-    seconds = time.perf_counter() - started
-    if not ctx.is_main:
-        return 0
-    acc = float(
-        (
-            predict(model, torch.from_numpy(data.x_test).to(device)).cpu()
-            == torch.from_numpy(data.y_test)
-        )
-        .float()
-        .mean()
-    )
-    save_model(
-        model,
-        model_path,
-        metadata={
-            "dataset": data.name,
-            "training": method.config(),
-            "pcl": pcl.config() if pcl is not None else None,
-            "blurnet": blurnet,
-            "epochs": len(result.history),
-            "seed": args.seed,
-            "test_accuracy": acc,
-            "best_epoch": result.best_epoch,
-            "ema_decay": args.ema,
-            "stopped_early": result.stopped_early,
-        },
-    )
-    from art_denoise._files import atomic_write_text
 
-    atomic_write_text(
-        out / "history.json",
-        json.dumps({"history": result.history, "train_seconds": seconds}, indent=2) + "\n",
+
+def _blurnet_settings(args: argparse.Namespace) -> BlurNetSettings | None:
+    """The checked BlurNet options, or ``None`` when none is given."""
+    options = (args.blur, args.blur_kind, args.tv, args.linf_reg)
+    if all(v is None for v in options):
+        return None
+    return BlurNetSettings(blur=args.blur, kind=args.blur_kind, tv=args.tv, linf_reg=args.linf_reg)
+
+
+def _model_recipe(args: argparse.Namespace) -> ModelRecipe:
+    """The model options (checked: BlurNet's, then ``--widths`` / ``--hidden``)."""
+    blurnet = _blurnet_settings(args)
+    return ModelRecipe(
+        model=args.model,
+        widths=args.widths,
+        hidden=args.hidden,
+        denoise=args.denoise,
+        denoise_after=args.denoise_after,
+        blurnet=blurnet,
     )
+
+
+def _print_summary(args: argparse.Namespace, run: TrainedRun, acc: float, n_test: int) -> None:
+    result = run.result
     print(
-        f"{args.model} on {data.name}, method {args.method}: clean test accuracy {acc:.1%} "
-        f"({len(data.x_test)} images); {len(result.history)} epoch(s), {seconds:.0f} s"
+        f"{args.model} on {run.dataset}, method {args.method}: clean test accuracy {acc:.1%} "
+        f"({n_test} images); {len(result.history)} epoch(s), {run.seconds:.0f} s"
         + (f"; stopped early, best epoch {result.best_epoch}" if result.stopped_early else ""),
         file=sys.stdout,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from art_denoise.data import load_dataset
+
+    # Usage errors first, before any data is read or file written.
+    training = _training_recipe(args)
+    recipe = _model_recipe(args)
+    out = check_run_dir(args.out, resume=args.resume)
+    device, ctx = setup_device(args.device)
+    data = load_dataset(args.dataset, path=args.data_path)
+    trained = train_recipe(
+        recipe,
+        training,
+        data,
+        device=device,
+        checkpoint_dir=out,
+        resume=args.resume,
+        progress=not args.quiet,
+        dist_ctx=ctx,
+    )
+    if not ctx.is_main:
+        return 0
+    acc = clean_accuracy(trained.model, data.x_test, data.y_test, device)
+    model_path = trained.save(out, test_accuracy=acc)
+    _print_summary(args, trained, acc, len(data.x_test))
     print(
         f"model: {model_path}  (art-denoise evaluate --model {model_path} --dataset {args.dataset})"
     )

@@ -8,14 +8,14 @@ import torch
 from art.data_generators import NumpyDataGenerator
 from art.estimators.classification import PyTorchClassifier
 
-from art_denoise.estimators import to_art_classifier
-from art_denoise.models import create_model
 from art_denoise.defences.trainer import (
     AdversarialTrainerFastPyTorch,
     AdversarialTrainerMixPyTorch,
     AdversarialTrainerPGDPyTorch,
     PrototypeConformityTrainerPyTorch,
 )
+from art_denoise.estimators import to_art_classifier
+from art_denoise.models import create_model
 from art_denoise.training import PGDTraining, fit
 
 
