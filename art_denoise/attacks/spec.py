@@ -84,16 +84,7 @@ class AttackSpec:
     queries: int = 5000
 
     def __post_init__(self) -> None:
-        check_choice("attack", self.attack, ATTACKS)
-        norm = normalize_norm(self.norm)
-        object.__setattr__(self, "norm", norm)
-        if norm not in ATTACKS[self.attack]:
-            raise ValueError(f"attack {self.attack!r} is not defined for norm {norm!r}")
-        if self.eps is None:
-            if self.attack != "deepfool":
-                raise ValueError(f"attack {self.attack!r} needs an eps, got None")
-        else:
-            object.__setattr__(self, "eps", check_non_negative("eps", self.eps))
+        self._check_threat_model()
         check_positive_int("steps", self.steps)
         check_positive_int("restarts", self.restarts)
         check_positive_int("batch_size", self.batch_size)
@@ -104,6 +95,23 @@ class AttackSpec:
         for flag in ("random_start", "targeted"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        object.__setattr__(self, "step_size", self._checked_step_size())
+
+    def _check_threat_model(self) -> None:
+        """The attack, its norm and ``eps`` (normalised in place)."""
+        check_choice("attack", self.attack, ATTACKS)
+        norm = normalize_norm(self.norm)
+        object.__setattr__(self, "norm", norm)
+        if norm not in ATTACKS[self.attack]:
+            raise ValueError(f"attack {self.attack!r} is not defined for norm {norm!r}")
+        if self.eps is None:
+            if self.attack != "deepfool":
+                raise ValueError(f"attack {self.attack!r} needs an eps, got None")
+        else:
+            object.__setattr__(self, "eps", check_non_negative("eps", self.eps))
+
+    def _checked_step_size(self) -> float | None:
+        """The step: ``eps`` for FGSM, explicit for PGD, none for the parameter-free ones."""
         if self.attack == "fgsm":
             if self.steps != 1:
                 raise ValueError(f"fgsm takes a single step, got steps={self.steps}")
@@ -111,27 +119,24 @@ class AttackSpec:
                 raise ValueError(
                     f"fgsm steps exactly eps; got step_size={self.step_size!r} != eps={self.eps!r}"
                 )
-            object.__setattr__(self, "step_size", self.eps)
-        elif self.attack == "pgd":
+            return self.eps
+        if self.attack == "pgd":
             if self.step_size is None:
                 raise ValueError("pgd needs an explicit step_size (the libraries' defaults differ)")
             step = check_non_negative("step_size", self.step_size)
             if step == 0:
                 raise ValueError(f"step_size must be > 0, got {self.step_size!r}")
-            object.__setattr__(self, "step_size", step)
-        else:
-            if self.targeted:
-                raise ValueError(f"{self.attack} is untargeted; got targeted=True")
-            if self.random_start:
-                raise ValueError(
-                    f"{self.attack} draws its own starting points; got random_start=True"
-                )
-            if self.attack == "autoattack" and self.step_size is not None:
-                raise ValueError(
-                    f"autoattack is parameter-free (it adapts its step); got step_size="
-                    f"{self.step_size!r}"
-                )
-            object.__setattr__(self, "step_size", None)
+            return step
+        if self.targeted:
+            raise ValueError(f"{self.attack} is untargeted; got targeted=True")
+        if self.random_start:
+            raise ValueError(f"{self.attack} draws its own starting points; got random_start=True")
+        if self.attack == "autoattack" and self.step_size is not None:
+            raise ValueError(
+                f"autoattack is parameter-free (it adapts its step); got step_size="
+                f"{self.step_size!r}"
+            )
+        return None
 
     @property
     def name(self) -> str:

@@ -98,6 +98,29 @@ def _materialised(
     return torch.bmm(v, affinity.transpose(1, 2)).view(b, c, h, w)
 
 
+def _queries_keys(
+    x: torch.Tensor, theta: torch.Tensor | None, phi: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checked queries and keys: ``theta`` and ``phi`` in ``x``'s dtype, else ``x``."""
+    if (theta is None) != (phi is None):
+        raise ValueError("theta and phi must be given together (or neither)")
+    if theta is None or phi is None:
+        return x, x
+    q = check_feature_map(theta, name="theta")
+    k = check_feature_map(phi, name="phi")
+    if q.shape != k.shape:
+        raise ValueError(
+            f"theta and phi must have the same shape, got {tuple(q.shape)} and {tuple(k.shape)}"
+        )
+    if (q.shape[0], *q.shape[2:]) != (x.shape[0], *x.shape[2:]):
+        raise ValueError(
+            f"theta must have x's batch and spatial size {tuple(x.shape)}, got {tuple(q.shape)}"
+        )
+    if q.shape[1] == 0:
+        raise ValueError(f"theta must have at least 1 channel, got shape {tuple(q.shape)}")
+    return q.to(x.dtype), k.to(x.dtype)
+
+
 def nonlocal_means2d(
     x: torch.Tensor,
     theta: torch.Tensor | None = None,
@@ -167,25 +190,8 @@ def nonlocal_means2d(
     x = check_feature_map(x)
     check_choice("mode", mode, _MODES)
     check_choice("implementation", implementation, _IMPLEMENTATIONS)
-    if (theta is None) != (phi is None):
-        raise ValueError("theta and phi must be given together (or neither)")
     same = theta is None
-    if theta is None or phi is None:
-        q = k = x
-    else:
-        q = check_feature_map(theta, name="theta")
-        k = check_feature_map(phi, name="phi")
-        if q.shape != k.shape:
-            raise ValueError(
-                f"theta and phi must have the same shape, got {tuple(q.shape)} and {tuple(k.shape)}"
-            )
-        if (q.shape[0], *q.shape[2:]) != (x.shape[0], *x.shape[2:]):
-            raise ValueError(
-                f"theta must have x's batch and spatial size {tuple(x.shape)}, got {tuple(q.shape)}"
-            )
-        if q.shape[1] == 0:
-            raise ValueError(f"theta must have at least 1 channel, got shape {tuple(q.shape)}")
-        q, k = q.to(x.dtype), k.to(x.dtype)
+    q, k = _queries_keys(x, theta, phi)
     if scale is not None:
         scale = check_positive("scale", scale)
     if x.numel() == 0:

@@ -65,6 +65,60 @@ def _capture(
     return seen["features"], seen.get("filtered")
 
 
+def _checked_pair(
+    x_clean: torch.Tensor | np.ndarray, x_adv: torch.Tensor | np.ndarray, index: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two batches as tensors of one shape, with ``index`` inside them."""
+    clean, adv = _as_batch(x_clean, "x_clean"), _as_batch(x_adv, "x_adv")
+    if clean.shape != adv.shape:
+        raise ValueError(
+            f"x_clean and x_adv differ in shape: {tuple(clean.shape)} vs {tuple(adv.shape)}"
+        )
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError(f"index must be an int, got {type(index).__name__} {index!r}")
+    if not 0 <= index < clean.shape[0]:
+        raise ValueError(f"index {index} is out of range for a batch of {clean.shape[0]}")
+    return clean, adv
+
+
+def _pick_channels(
+    channels: int | Sequence[int], clean: torch.Tensor, adv: torch.Tensor
+) -> list[int]:
+    """The given channels, or the ``channels`` whose maps the attack changes most."""
+    n_channels = clean.shape[0]
+    if isinstance(channels, bool):
+        raise TypeError(f"channels must be an int or a list of ints, got {channels!r}")
+    if isinstance(channels, int):
+        count = min(check_positive_int("channels", channels), n_channels)
+        change = (adv - clean).abs().mean(dim=(1, 2))
+        return sorted(change.argsort(descending=True)[:count].tolist())
+    picked = [int(c) for c in channels]
+    bad = [c for c in picked if not 0 <= c < n_channels]
+    if bad or not picked:
+        raise ValueError(f"channels {list(channels)} out of range for {n_channels} channels")
+    return picked
+
+
+def _draw_grid(rows: list[tuple[str, torch.Tensor]], picked: list[int], cmap: str) -> Figure:
+    """One row per map set, one column per channel, one colour scale per column."""
+    fig = Figure(figsize=(1.8 * len(picked) + 0.8, 1.8 * len(rows)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(rows), len(picked), squeeze=False)
+    for col, c in enumerate(picked):
+        lo = min(float(maps[c].min()) for _, maps in rows)
+        hi = max(float(maps[c].max()) for _, maps in rows)
+        for row, (label, maps) in enumerate(rows):
+            ax = axes[row][col]
+            ax.imshow(maps[c].numpy(), cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"channel {c}", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(label, fontsize=9)
+    return fig
+
+
 def plot_feature_maps(
     model: nn.Module,
     layer: str,
@@ -118,15 +172,7 @@ def plot_feature_maps(
     if layer not in modules or not layer:
         names = ", ".join(n for n in modules if n)
         raise ValueError(f"unknown layer {layer!r}; valid names are: {names}")
-    x_clean, x_adv = _as_batch(x_clean, "x_clean"), _as_batch(x_adv, "x_adv")
-    if x_clean.shape != x_adv.shape:
-        raise ValueError(
-            f"x_clean and x_adv differ in shape: {tuple(x_clean.shape)} vs {tuple(x_adv.shape)}"
-        )
-    if isinstance(index, bool) or not isinstance(index, int):
-        raise TypeError(f"index must be an int, got {type(index).__name__} {index!r}")
-    if not 0 <= index < x_clean.shape[0]:
-        raise ValueError(f"index {index} is out of range for a batch of {x_clean.shape[0]}")
+    x_clean, x_adv = _checked_pair(x_clean, x_adv, index)
     ref = next(iter(model.parameters()), None)
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = ref.dtype if ref is not None else torch.float32
@@ -137,36 +183,11 @@ def plot_feature_maps(
     adv, filtered = _capture(model, module, block, x_adv[one].to(device, dtype))
     if clean.ndim != 4:
         raise ValueError(f"layer {layer!r} outputs shape {tuple(clean.shape)}, not (B, C, H, W)")
-    n_channels = clean.shape[1]
-    if isinstance(channels, bool):
-        raise TypeError(f"channels must be an int or a list of ints, got {channels!r}")
-    if isinstance(channels, int):
-        count = min(check_positive_int("channels", channels), n_channels)
-        change = (adv[0] - clean[0]).abs().mean(dim=(1, 2))
-        picked = sorted(change.argsort(descending=True)[:count].tolist())
-    else:
-        picked = [int(c) for c in channels]
-        bad = [c for c in picked if not 0 <= c < n_channels]
-        if bad or not picked:
-            raise ValueError(f"channels {list(channels)} out of range for {n_channels} channels")
+    picked = _pick_channels(channels, clean[0], adv[0])
     rows = [("clean", clean[0]), ("adversarial", adv[0])]
     if filtered is not None:
         rows.append(("adversarial, denoised", filtered[0]))
-    fig = Figure(figsize=(1.8 * len(picked) + 0.8, 1.8 * len(rows)), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(rows), len(picked), squeeze=False)
-    for col, c in enumerate(picked):
-        lo = min(float(maps[c].min()) for _, maps in rows)
-        hi = max(float(maps[c].max()) for _, maps in rows)
-        for row, (label, maps) in enumerate(rows):
-            ax = axes[row][col]
-            ax.imshow(maps[c].numpy(), cmap=cmap, vmin=lo, vmax=hi)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(f"channel {c}", fontsize=9)
-            if col == 0:
-                ax.set_ylabel(label, fontsize=9)
+    fig = _draw_grid(rows, picked, cmap)
     fig.suptitle(f"{layer}", fontsize=10)
     if path is not None:
         with atomic_path(path) as tmp:
