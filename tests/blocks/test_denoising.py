@@ -9,8 +9,6 @@ from torch import nn
 from art_denoise.blocks import FILTERS, DenoisingBlock, create_filter
 from art_denoise.filters import MedianFilter2d, NonLocalMeans2d, nonlocal_means2d
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
 SETTINGS = {
     "nonlocal": {},
     "nonlocal-embedded-dot": {"embed": True, "mode": "dot"},
@@ -95,7 +93,6 @@ def test_channel_mismatch_is_named() -> None:
 
 
 @pytest.mark.cuda
-@cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
 def test_cuda_block_matches_reference(dtype: torch.dtype) -> None:
     torch.manual_seed(0)
