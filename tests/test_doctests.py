@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -26,7 +27,7 @@ def _module_names() -> list[str]:
     return ["art_denoise", *sorted(m.name for m in found)]
 
 
-def _docstring_examples() -> list[pytest.param]:
+def _docstring_examples() -> list[Any]:
     finder = doctest.DocTestFinder()
     params = []
     for name in _module_names():

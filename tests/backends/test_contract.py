@@ -11,7 +11,7 @@ the order of clip and projection, the specs they refuse). A plugin without a row
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import torch
@@ -142,7 +142,7 @@ def _contract(name: str) -> Contract:
     return CONTRACTS.get(name, DEFAULT)
 
 
-def _cases(field: str) -> list[pytest.param]:
+def _cases(field: str) -> list[Any]:
     """One param (backend name, item) per item of each backend's ``field``, id'd by both."""
     params = []
     for name in BACKENDS:
@@ -153,7 +153,7 @@ def _cases(field: str) -> list[pytest.param]:
     return params
 
 
-def _support_cases() -> list[pytest.param]:
+def _support_cases() -> list[Any]:
     return [
         pytest.param(name, attack, norm, id=f"{name}-{attack}-l{norm}")
         for name in BACKENDS
