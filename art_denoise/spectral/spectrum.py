@@ -55,8 +55,8 @@ def radial_frequency(
         - Output: (H, W)
 
     Example:
-        >>> radial_frequency(4, 4)[2, 2].item()  # the Nyquist corner
-        0.7071067811865476
+        >>> round(radial_frequency(4, 4)[2, 2].item(), 6)  # the Nyquist corner
+        0.707107
     """
     fy = torch.fft.fftfreq(height, dtype=dtype, device=device)
     fx = torch.fft.fftfreq(width, dtype=dtype, device=device)

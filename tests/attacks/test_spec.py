@@ -61,7 +61,7 @@ def test_norm_aliases(norm: Any, expected: str) -> None:
 
 def test_fgsm_steps_eps_and_keys() -> None:
     spec = AttackSpec(attack="fgsm", eps=0.2)
-    assert spec.step_size == 0.2
+    assert spec.step_size == 0.2  # exact: FGSM steps eps itself
     assert spec.key == "fgsm-linf@0.2"
     assert AttackSpec(attack="deepfool", norm=2, eps=None).key == "deepfool-l2@unbounded"
     pgd = AttackSpec(attack="pgd", norm=np.inf, eps=0.1, step_size=0.0125, steps=20)

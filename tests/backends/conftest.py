@@ -39,6 +39,12 @@ def _load_backend(name: str) -> AttackBackend:
     return get_backend(name)
 
 
+@pytest.fixture(scope="session")
+def load_backend() -> Callable[[str], AttackBackend]:
+    """``load_backend(name)``: a new backend, or a skip when its plugin is not installed."""
+    return _load_backend
+
+
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
     before = torch.get_num_threads()
@@ -252,56 +258,5 @@ def check_reference(run_attack, shared_model, test_split, targets, predict):
         close = ((adv - ref).abs().flatten(1).amax(dim=1) <= 1e-4).float().mean().item()
         assert same_pred >= 0.99, f"{backend} {spec.key}: predictions agree on {same_pred:.1%}"
         assert close >= 0.9, f"{backend} {spec.key}: {close:.1%} of the images within 1e-4"
-
-    return _check
-
-
-@pytest.fixture
-def check_guard(fresh_model, test_split):
-    """``check_guard(backend, spec, state)``: the model leaves an attack as it entered it.
-
-    ``state`` is ``"train"``, ``"eval"`` or ``"mixed-with-grads"`` (eval mode but
-    ``stage1`` training, and every parameter holding a gradient).
-
-    Modes of every submodule, ``requires_grad`` flags, ``.grad`` (``None`` stays ``None``)
-    and the state dict (BatchNorm running statistics included) must be unchanged.
-    """
-
-    def _check(backend: AttackBackend, spec: AttackSpec, state: str, n: int = 8) -> None:
-        model = fresh_model
-        model.train(state == "train")
-        if state == "mixed-with-grads":
-            model.stage1.train()
-            for p in model.parameters():
-                p.grad = torch.full_like(p, 0.5)
-        modes = {name: m.training for name, m in model.named_modules()}
-        weights = {k: v.clone() for k, v in model.state_dict().items()}
-        grads = [p.grad for p in model.parameters()]
-        x, y = test_split
-        backend.run(model, x[:n], y[:n], spec)
-        assert {name: m.training for name, m in model.named_modules()} == modes
-        for k, v in model.state_dict().items():
-            assert torch.equal(v, weights[k]), f"{k} changed"
-        for p, g in zip(model.parameters(), grads, strict=True):
-            assert p.requires_grad
-            if g is None:
-                assert p.grad is None
-            else:
-                assert p.grad is g and bool((g == 0.5).all())
-
-    return _check
-
-
-@pytest.fixture(scope="session")
-def check_restarts(run_attack, test_split, predict):
-    """``check_restarts(backend)``: every image broken with 1 restart is broken with 3."""
-
-    def _check(backend: str) -> None:
-        _, y = test_split
-        spec = AttackSpec(attack="pgd", eps=0.1, step_size=0.025, steps=5, random_start=True)
-        broken_1 = predict(run_attack(backend, spec)) != y
-        broken_3 = predict(run_attack(backend, spec.replace(restarts=3))) != y
-        assert bool((broken_3 | ~broken_1).all()), "a restart un-broke an image"
-        assert int(broken_3.sum()) > int(broken_1.sum())
 
     return _check

@@ -113,7 +113,7 @@ def test_stages_of_smallcnn_keep_the_output(small_cnn: SmallCNN, filter_name: st
     blocks = _blocks(model)
     assert list(blocks) == ["stage1.denoise", "stage2.denoise"]
     assert [b.channels for b in blocks.values()] == [4, 6]
-    assert torch.equal(model(x), before)
+    assert torch.equal(model(x), before)  # exact: a fresh block adds BN(.) = 0 (gamma = 0)
     assert not _blocks(small_cnn)  # the original is left unchanged
     assert model._art_denoise_transforms[-1] == {
         "name": "insert_denoising_blocks",

@@ -101,6 +101,7 @@ def test_linf_bad_arguments() -> None:
 
 # --- total variation --------------------------------------------------------------------
 def test_tv_of_a_constant_map_is_zero() -> None:
+    # exact: every difference of two equal numbers is 0
     assert float(total_variation_penalty(torch.full((2, 3, 5, 4), 0.7), alpha=1.0)) == 0.0
     assert bool((total_variation(torch.full((1, 2, 3, 3), -2.0)) == 0).all())
 

@@ -47,7 +47,7 @@ def test_round_trip(name: str, gz: bool, tmp_path: Path, make_idx_dir: MakeIdx) 
         np.testing.assert_array_equal(x, _reference_images(raw[images]))
         np.testing.assert_array_equal(y, raw[labels])
         assert x.min() >= 0.0 and x.max() <= 1.0
-    assert data.x_train[0, 0, 0, :2].tolist() == [0.0, 1.0]
+    assert data.x_train[0, 0, 0, :2].tolist() == [0.0, 1.0]  # exact: 0 / 255 and 255 / 255
 
 
 def test_fashion_class_names(tmp_path: Path, make_idx_dir: MakeIdx) -> None:
@@ -333,4 +333,5 @@ def test_real_fashion_mnist_from_debian(monkeypatch: pytest.MonkeyPatch) -> None
     assert data.num_classes == 10
     assert np.bincount(data.y_train).tolist() == [6000] * 10
     assert np.bincount(data.y_test).tolist() == [1000] * 10
+    # exact: 0 / 255 and 255 / 255
     assert float(data.x_test.min()) == 0.0 and float(data.x_test.max()) == 1.0

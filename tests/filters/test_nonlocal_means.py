@@ -1,3 +1,5 @@
+"""Known values of the non-local means; the shared checks are in ``test_contract.py``."""
+
 from __future__ import annotations
 
 import math
@@ -8,42 +10,7 @@ import pytest
 import torch
 
 from art_denoise.filters import NonLocalMeans2d, nonlocal_means2d
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def _reference_nonlocal(
-    x: torch.Tensor,
-    theta: torch.Tensor | None = None,
-    phi: torch.Tensor | None = None,
-    *,
-    mode: str = "gaussian",
-    scale: float | None = None,
-) -> torch.Tensor:
-    """A naive loop over the positions i: y_i = sum_j w_ij x_j, in float64."""
-    x = x.double()
-    q = x if theta is None else theta.double()
-    k = x if phi is None else phi.double()
-    b, c, h, w = x.shape
-    n = h * w
-    if scale is None:
-        scale = 1 / math.sqrt(q.shape[1]) if mode == "gaussian" else 1 / n
-    xs, qs, ks = x.reshape(b, c, n), q.reshape(b, -1, n), k.reshape(b, -1, n)
-    out = torch.zeros_like(xs)
-    for bi in range(b):
-        for i in range(n):
-            logits = torch.stack([scale * (qs[bi, :, i] @ ks[bi, :, j]) for j in range(n)])
-            weights = logits.softmax(0) if mode == "gaussian" else logits
-            out[bi, :, i] = (xs[bi] * weights).sum(dim=1)
-    return out.reshape(b, c, h, w)
-
-
-def _embedded(x: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    wt = torch.randn(width, x.shape[1], 1, 1, generator=g, dtype=x.dtype) * 0.5
-    wp = torch.randn(width, x.shape[1], 1, 1, generator=g, dtype=x.dtype) * 0.5
-    conv = torch.nn.functional.conv2d
-    return conv(x, wt.to(x.device)), conv(x, wp.to(x.device))
+from tests._references import reference_nonlocal, seeded_embeddings
 
 
 class Case(NamedTuple):
@@ -69,9 +36,9 @@ IDS = [f"{c.mode}-embed{c.embed_width}-{'x'.join(map(str, c.shape))}" for c in C
 def test_matches_naive_loop(case: Case, implementation: str) -> None:
     torch.manual_seed(0)
     x = torch.randn(case.shape, dtype=torch.float64)
-    theta, phi = _embedded(x, case.embed_width) if case.embed_width else (None, None)
+    theta, phi = seeded_embeddings(x, case.embed_width) if case.embed_width else (None, None)
     out = nonlocal_means2d(x, theta, phi, mode=case.mode, implementation=implementation)
-    expected = _reference_nonlocal(x, theta, phi, mode=case.mode)
+    expected = reference_nonlocal(x, theta, phi, mode=case.mode)
     torch.testing.assert_close(out, expected)
     assert out.dtype == x.dtype and out.is_contiguous()
 
@@ -86,10 +53,11 @@ def test_auto_materialises_only_small_matrices(mode: str, embed, small, large) -
     torch.manual_seed(0)
     for hw, materialised in ((small, mode == "gaussian"), (large, False)):
         x = torch.randn(2, 8, *hw)
-        args = (x, *_embedded(x, embed)) if embed else (x,)
+        args = (x, *seeded_embeddings(x, embed)) if embed else (x,)
         expected = nonlocal_means2d(
             *args, mode=mode, implementation="reference" if materialised else "sdpa"
         )
+        # exact: "auto" must take the very same path
         assert torch.equal(nonlocal_means2d(*args, mode=mode), expected)
 
 
@@ -100,63 +68,22 @@ def test_default_is_softmax_over_x_itself_with_custom_scale() -> None:
     weights = (xs.transpose(1, 2) @ xs / 2.0).softmax(-1)  # 1/sqrt(C) = 1/2
     expected = (xs @ weights.transpose(1, 2)).view_as(x)
     torch.testing.assert_close(nonlocal_means2d(x), expected)
-    torch.testing.assert_close(nonlocal_means2d(x, scale=0.3), _reference_nonlocal(x, scale=0.3))
+    torch.testing.assert_close(nonlocal_means2d(x, scale=0.3), reference_nonlocal(x, scale=0.3))
 
 
-@pytest.mark.parametrize(
-    ("mode", "embed"), [("gaussian", False), ("gaussian", True), ("dot", False), ("dot", True)]
-)
-def test_gradcheck(mode: str, embed: bool) -> None:
-    torch.manual_seed(0)
-    x = torch.randn(1, 4, 2, 3, dtype=torch.float64, requires_grad=True)
-    if embed:
-        theta = torch.randn(1, 2, 2, 3, dtype=torch.float64, requires_grad=True)
-        phi = torch.randn(1, 2, 2, 3, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(
-            lambda a, t, p: nonlocal_means2d(a, t, p, mode=mode), (x, theta, phi)
-        )
-    else:
-        assert torch.autograd.gradcheck(lambda a: nonlocal_means2d(a, mode=mode), (x,))
-
-
-@pytest.mark.parametrize("mode", ["gaussian", "dot"])
-def test_module_equals_function(mode: str) -> None:
-    torch.manual_seed(0)
-    x = torch.randn(2, 8, 4, 4)
-    layer = NonLocalMeans2d(8, embed=True, mode=mode)
+def test_embedding_width_and_repr() -> None:
+    layer = NonLocalMeans2d(8, embed=True)
     assert layer.theta is not None and layer.phi is not None
-    assert layer.theta.out_channels == 4
-    expected = nonlocal_means2d(x, layer.theta(x), layer.phi(x), mode=mode)
-    torch.testing.assert_close(layer(x), expected)
-    torch.testing.assert_close(NonLocalMeans2d(mode=mode)(x), nonlocal_means2d(x, mode=mode))
+    assert layer.theta.out_channels == 4  # C // 2
     assert "embed=True" in repr(layer)
 
 
 def test_embedded_scale_uses_embedding_width() -> None:
     torch.manual_seed(0)
     x = torch.randn(1, 8, 3, 3, dtype=torch.float64)
-    theta, phi = _embedded(x, 2)
+    theta, phi = seeded_embeddings(x, 2)
     out = nonlocal_means2d(x, theta, phi)
-    torch.testing.assert_close(out, _reference_nonlocal(x, theta, phi, scale=1 / math.sqrt(2)))
-
-
-@pytest.mark.parametrize("batch", [0, 1, 2])
-@pytest.mark.parametrize("mode", ["gaussian", "dot"])
-def test_batch_sizes(batch: int, mode: str) -> None:
-    x = torch.randn(batch, 4, 3, 3)
-    out = NonLocalMeans2d(4, embed=True, mode=mode)(x)
-    assert out.shape == x.shape
-
-
-def test_non_contiguous_input() -> None:
-    torch.manual_seed(0)
-    base = torch.randn(2, 5, 6, 8)
-    x = base.permute(0, 1, 3, 2)[..., ::2]  # (2, 5, 8, 3), not contiguous
-    assert not x.is_contiguous()
-    for mode in ("gaussian", "dot"):
-        torch.testing.assert_close(
-            nonlocal_means2d(x, mode=mode), nonlocal_means2d(x.contiguous(), mode=mode)
-        )
+    torch.testing.assert_close(out, reference_nonlocal(x, theta, phi, scale=1 / math.sqrt(2)))
 
 
 @pytest.mark.parametrize(
@@ -168,7 +95,7 @@ def test_non_contiguous_input() -> None:
 def test_dtypes_agree_with_float64(dtype: torch.dtype, tol: float, implementation: str) -> None:
     torch.manual_seed(0)
     x64 = torch.randn(2, 8, 4, 4, dtype=torch.float64)
-    t64, p64 = _embedded(x64, 4)
+    t64, p64 = seeded_embeddings(x64, 4)
     for mode in ("gaussian", "dot"):
         expected = nonlocal_means2d(x64, t64, p64, mode=mode)
         out = nonlocal_means2d(
@@ -257,13 +184,12 @@ def test_bad_input(case: Bad) -> None:
 
 
 @pytest.mark.cuda
-@cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("embed_width", [None, 16, 40])
 def test_cuda_sdpa_matches_reference(dtype: torch.dtype, embed_width: int | None) -> None:
     torch.manual_seed(0)
     x64 = torch.randn(2, 32, 8, 8, dtype=torch.float64)
-    t64, p64 = _embedded(x64, embed_width) if embed_width else (None, None)
+    t64, p64 = seeded_embeddings(x64, embed_width) if embed_width else (None, None)
     for mode in ("gaussian", "dot"):
         expected = nonlocal_means2d(x64, t64, p64, mode=mode, implementation="reference")
         args = [None if t is None else t.to("cuda", dtype) for t in (x64, t64, p64)]
@@ -273,7 +199,6 @@ def test_cuda_sdpa_matches_reference(dtype: torch.dtype, embed_width: int | None
 
 
 @pytest.mark.cuda
-@cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
 def test_cuda_sdpa_does_not_materialise_the_matrix(dtype: torch.dtype) -> None:
     n_bytes = torch.finfo(dtype).bits // 8

@@ -118,7 +118,7 @@ def test_save_and_load_round_trip(fitted, tmp_path) -> None:
     x = torch.rand(5, *SHAPE)
     pre.inference_noise = False
     try:
-        assert torch.equal(loaded.forward(x)[0], pre.forward(x)[0])
+        assert torch.equal(loaded.forward(x)[0], pre.forward(x)[0])  # exact: the same weights
     finally:
         pre.inference_noise = True
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ae.json", "ae.safetensors"]

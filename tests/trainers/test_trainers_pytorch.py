@@ -120,6 +120,7 @@ def test_checkpoint_and_resume_through_the_trainer(digits, tmp_path):
     # ART's own fit(x, y, nb_epochs=..., batch_size=...) arguments replace the constructor's
     trainer = AdversarialTrainerPGDPyTorch(again, **{**kw, "nb_epochs": 5, "batch_size": 8})
     trainer.fit(x, y, nb_epochs=2, batch_size=64, resume=True)
+    # exact: a resumed run replays the same seeded computation
     for name, value in full.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], value), name
 

@@ -33,8 +33,18 @@ class AdversarialTrainerPGDPyTorch(RobustTrainerPyTorch):
             ``checkpoint_dir``, ``amp``, ``seed``, ``pcl``, ...).
 
     Example:
-        >>> trainer = AdversarialTrainerPGDPyTorch(clf, eps=0.1, eps_step=0.025, max_iter=7)
-        >>> history = trainer.fit(x_train, y_train)  # doctest: +SKIP
+        >>> import torch
+        >>> from art_denoise.estimators import to_art_classifier
+        >>> from art_denoise.models import create_model
+        >>> model = create_model("smallcnn", input_shape=(1, 8, 8))
+        >>> adam = torch.optim.Adam(model.parameters())
+        >>> clf = to_art_classifier(model, optimizer=adam, device="cpu")
+        >>> trainer = AdversarialTrainerPGDPyTorch(
+        ...     clf, eps=0.1, eps_step=0.025, max_iter=7, nb_epochs=1, verbose=False
+        ... )
+        >>> x_train = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
+        >>> trainer.fit(x_train, np.arange(8)).steps
+        1
     """
 
     def __init__(
