@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
-from art_denoise._validation import as_float_images, as_labels
+from art_denoise._validation import (
+    as_float_images,
+    as_labels,
+    check_bool,
+    check_clip_values,
+    check_norm,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +72,45 @@ def test_bad_labels(y: np.ndarray, match: str) -> None:
 def test_fractional_labels_are_a_type_error() -> None:
     with pytest.raises(TypeError, match="integer class labels"):
         as_labels(np.array([0.5, 1.0]))
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed", "expected"),
+    [
+        (np.inf, ("inf", "2"), "inf"),
+        (float("inf"), ("inf", "2"), "inf"),
+        ("linf", ("inf", "2"), "inf"),
+        ("Linf", ("inf", "2"), "inf"),
+        (2, ("inf", "2"), "2"),
+        (2.0, ("inf", "2"), "2"),
+        (np.int64(2), ("inf", "2"), "2"),
+        ("l2", ("inf", "2"), "2"),
+        (1, ("1", "2", "inf"), "1"),
+        ("l1", ("1", "2", "inf"), "1"),
+    ],
+)
+def test_check_norm_spellings(value: object, allowed: tuple[str, ...], expected: str) -> None:
+    assert check_norm(value, allowed=allowed) == expected
+
+
+@pytest.mark.parametrize("value", [1, 3, -np.inf, "l3", True, None, [2]])
+def test_check_norm_refuses(value: object) -> None:
+    with pytest.raises(ValueError, match=rf"unknown norm {re.escape(repr(value))}; expected"):
+        check_norm(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("ab", TypeError), ((0, "x"), TypeError), ((1, 0), ValueError), ((0, np.inf), ValueError)],
+)
+def test_check_clip_values_refuses(value: object, error: type) -> None:
+    with pytest.raises(error, match="clip_values"):
+        check_clip_values(value)
+
+
+def test_check_clip_values_and_bool() -> None:
+    assert check_clip_values([0, 1]) == (0.0, 1.0)
+    assert check_clip_values(None) is None
+    assert check_bool("flag", True) is True
+    with pytest.raises(TypeError, match="flag must be True or False, got int 1"):
+        check_bool("flag", 1)

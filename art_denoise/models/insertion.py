@@ -181,9 +181,9 @@ def attach_after(module: nn.Module, child: str, layer: nn.Module) -> None:
 
     Example:
         >>> conv = nn.Conv2d(1, 1, 1, bias=False)
-        >>> attach_after(conv, "double", nn.Identity())
-        >>> conv.double
-        Identity()
+        >>> attach_after(conv, "post", nn.Flatten())
+        >>> conv(torch.ones(2, 1, 3, 3)).shape
+        torch.Size([2, 9])
     """
     module.add_module(child, layer)
     if not isinstance(module, nn.Sequential):  # a Sequential runs its new last child itself

@@ -11,8 +11,8 @@ from torch import nn
 from art_denoise.attacks import AttackSpec
 from art_denoise.attacks.backends import available_backends, get_backend
 from art_denoise.attacks.eot import EOTModel, is_randomized
+from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
 from art_denoise.evaluation import evaluate
-from art_denoise.preprocessors import DenoisingAutoencoderPyTorch
 
 
 class Noisy(nn.Module):

@@ -13,7 +13,7 @@ from art_denoise.attacks.rp2 import RP2Config
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.cli.main import main
 from art_denoise.evaluation import Report, evaluate
-from art_denoise.evaluation.physical import RP2Evaluation
+from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
 from art_denoise.models import save_model
 
 N = 120

@@ -9,12 +9,9 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
+from art_denoise.autoencoder import add_gaussian_noise
+from art_denoise.defences.preprocessor import AUTOENCODER_SCHEMA, DenoisingAutoencoderPyTorch
 from art_denoise.models import ModelFileError
-from art_denoise.preprocessors import (
-    AUTOENCODER_SCHEMA,
-    DenoisingAutoencoderPyTorch,
-    add_gaussian_noise,
-)
 
 SHAPE = (1, 8, 8)
 

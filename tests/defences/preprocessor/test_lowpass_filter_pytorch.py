@@ -9,8 +9,8 @@ from art.estimators.classification import PyTorchClassifier
 from scipy import ndimage
 from torch import nn
 
+from art_denoise.defences.preprocessor import LowPassFilterPyTorch
 from art_denoise.filters import bilateral_filter2d
-from art_denoise.preprocessors import LowPassFilterPyTorch
 
 KINDS = ["box", "gaussian", "median", "bilateral"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from art_denoise.preprocessors import ConvAutoencoder, NoisyAutoencoderStack, add_gaussian_noise
+from art_denoise.autoencoder import ConvAutoencoder, NoisyAutoencoderStack, add_gaussian_noise
 
 
 @pytest.mark.parametrize("size", [(8, 8), (7, 9), (1, 1), (28, 28)])
