@@ -39,17 +39,14 @@ reuse the evaluation's results or need one forward pass.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_denoise._torch import predict
+from art_denoise._torch import predict, rng_preserved
 from art_denoise.attacks.backends.base import (
     AttackBackend,
     UnsupportedAttackError,
@@ -367,23 +364,6 @@ def check_backend_spread(results: Sequence[AttackResult]) -> Check:
 # ------------------------------------------------------------------ measurements
 
 
-@contextlib.contextmanager
-def _rng_preserved() -> Iterator[None]:
-    """Leave torch's, numpy's and ``random``'s global RNG states as they were."""
-    state = torch.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-
-
 def random_noise(x: torch.Tensor, norm: str, eps: float, seed: int) -> torch.Tensor:
     """``x`` plus random noise of size ``eps``: uniform random signs (a corner of the Linf
     ball) or a uniform random direction (L2), clipped to [0, 1]. Seeded, global RNG untouched."""
@@ -486,7 +466,7 @@ def run_checks(
     ns = len(xs)
     eot = max((s.eot_samples for s in specs), default=1)
     checks: list[Check] = []
-    with _rng_preserved(), attack_guard(model):
+    with rng_preserved(), attack_guard(model):
         clean = predict(model, x) == y
         cs = clean[sub]
         with torch.no_grad():
