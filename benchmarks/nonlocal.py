@@ -250,6 +250,46 @@ def _row(sdpa: dict[str, Any], ref: dict[str, Any]) -> tuple[list[str], dict[str
     return cols, ratios
 
 
+def _judge(
+    spec: dict[str, Any], runs: dict[str, Any], largest: int
+) -> tuple[str, dict[str, float], list[str], list[str]]:
+    """One case's printed line, its ratios, and the targets it misses (failures, notes)."""
+    c, s, embed = spec["channels"], spec["size"], spec["embed"]
+    cols, ratios = _row(runs["sdpa"], runs["reference"])
+    line = _fmt_row(cols, WIDTHS)
+    label = " ".join(cols[:4])
+    failures: list[str] = []
+    notes: list[str] = []
+    if "bare" in runs:
+        for k in ("fwd", "fwd_bwd"):
+            r = runs["sdpa"][k]["time_s"] / runs["bare"][k]["time_s"]
+            ratios[f"block_over_bare_{k}"] = r
+            line += f"  block/bare {k} {r:.2f}"
+            if r > 1.3:
+                failures.append(f"{label}: block/bare {k} {r:.2f} > 1.3")
+    for k in ("fwd", "fwd_bwd"):
+        if ratios[f"time_{k}"] < 1.0:
+            msg = f"{label}: sdpa slower than ref ({k}): {ratios[f'time_{k}']:.2f}"
+            if _default_path(c, s, embed) == "ref":
+                notes.append(msg + " (the default materialises here)")
+            else:
+                failures.append(msg)
+    if s == largest and ratios["mem_fwd_bwd"] < 4.0:
+        failures.append(f"{label}: memory ratio {ratios['mem_fwd_bwd']:.2f} < 4")
+    return line, ratios, failures, notes
+
+
+def _devices(asked: str) -> list[str]:
+    """The devices to measure (CUDA only where present), with a word on what is missing."""
+    devices = ["cpu", "cuda"] if asked == "all" else [asked]
+    if "cuda" in devices and not torch.cuda.is_available():
+        print("no CUDA GPU: CPU only")
+        devices.remove("cuda")
+    if "cpu" in devices and not os.access("/proc/self/clear_refs", os.W_OK):
+        print("warning: no /proc/self/clear_refs: CPU peak memory will not be reset")
+    return devices
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[14, 28, 56])
@@ -265,12 +305,7 @@ def main() -> None:
         return
     if args.quick:
         args.sizes, args.channels, args.batch = [6, 8], [8, 16], 2
-    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
-    if "cuda" in devices and not torch.cuda.is_available():
-        print("no CUDA GPU: CPU only")
-        devices.remove("cuda")
-    if "cpu" in devices and not os.access("/proc/self/clear_refs", os.W_OK):
-        print("warning: no /proc/self/clear_refs: CPU peak memory will not be reset")
+    devices = _devices(args.device)
     print(
         f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} threads, batch {args.batch}, load average "
@@ -295,26 +330,10 @@ def main() -> None:
                         failures.append(f"{spec} failed")
                         continue
                     runs = case["runs"]
-                    cols, ratios = _row(runs["sdpa"], runs["reference"])
-                    line = _fmt_row(cols, WIDTHS)
-                    label = " ".join(cols[:4])
-                    if "bare" in runs:
-                        for k in ("fwd", "fwd_bwd"):
-                            r = runs["sdpa"][k]["time_s"] / runs["bare"][k]["time_s"]
-                            ratios[f"block_over_bare_{k}"] = r
-                            line += f"  block/bare {k} {r:.2f}"
-                            if r > 1.3:
-                                failures.append(f"{label}: block/bare {k} {r:.2f} > 1.3")
+                    line, ratios, failed, noted = _judge(spec, runs, largest)
                     print(line, flush=True)
-                    for k in ("fwd", "fwd_bwd"):
-                        if ratios[f"time_{k}"] < 1.0:
-                            msg = f"{label}: sdpa slower than ref ({k}): {ratios[f'time_{k}']:.2f}"
-                            if _default_path(c, s, embed) == "ref":
-                                notes.append(msg + " (the default materialises here)")
-                            else:
-                                failures.append(msg)
-                    if s == largest and ratios["mem_fwd_bwd"] < 4.0:
-                        failures.append(f"{label}: memory ratio {ratios['mem_fwd_bwd']:.2f} < 4")
+                    failures += failed
+                    notes += noted
                     results.append({"runs": runs, "ratios": ratios})
     print(
         f"targets (fwd+bwd memory ratio >= 4 at {largest}x{largest}, the default path not "
