@@ -6,6 +6,7 @@ import platform
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -14,12 +15,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_denoise._validation import as_float_images, as_labels, check_positive_int
-from art_denoise.attacks.backends import AttackBackend, UnsupportedAttackError, get_backend
-from art_denoise.attacks.backends.base import attack_guard, infer_num_classes
+from art_denoise._torch import attack_guard, random_targets, rng_preserved
+from art_denoise._validation import as_labels
+from art_denoise.attacks.backends import AttackBackend
+from art_denoise.attacks.backends.base import infer_num_classes
 from art_denoise.attacks.eot import is_randomized
 from art_denoise.attacks.spec import AttackSpec
-from art_denoise.estimators.classification.classifier_pytorch import resolve_device
 from art_denoise.evaluation.checks import run_checks
 from art_denoise.evaluation.metrics import (
     attack_success_rate,
@@ -27,31 +28,30 @@ from art_denoise.evaluation.metrics import (
     max_perturbation,
     predict,
 )
+from art_denoise.evaluation.plan import EvaluationPlan, plan_evaluation
 from art_denoise.evaluation.report import AttackResult, ModelReport, Report
 from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
 from art_denoise.evaluation.sweeps import SweepSpec, run_sweep
 
-__all__ = ["draw_targets", "environment", "evaluate"]
+__all__ = [
+    "EvaluationPlan",
+    "draw_targets",
+    "environment",
+    "evaluate",
+    "evaluate_model",
+    "plan_evaluation",
+]
 
 
 def draw_targets(y: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
     """Random target labels different from ``y``, reproducible for a given ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
-    shift = torch.randint(1, num_classes, (len(y),), generator=gen)
-    return ((y.cpu() + shift) % num_classes).to(y.device)
+    return random_targets(y, num_classes, torch.Generator().manual_seed(seed))
 
 
 def _randomized(model: nn.Module, x: torch.Tensor) -> bool:
     """Whether two identical eval-mode calls on a few images differ (RNG state kept)."""
-    state = torch.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        with attack_guard(model):
-            return is_randomized(model, x[:8])
-    finally:
-        torch.set_rng_state(state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
+    with rng_preserved(), attack_guard(model):
+        return is_randomized(model, x[:8])
 
 
 def environment(device: torch.device | str) -> dict[str, Any]:
@@ -142,195 +142,207 @@ def evaluate(
         >>> report = evaluate(model, x, y, attacks=[AttackSpec(attack="fgsm", eps=0.1)],
         ...                   backends=["art"])  # doctest: +SKIP
     """
-    models = {"model": model} if isinstance(model, nn.Module) else dict(model)
-    if not models:
-        raise ValueError("no model given")
-    for name, m in models.items():
-        if not isinstance(m, nn.Module):
-            raise TypeError(f"model {name!r} must be a torch.nn.Module, got {type(m).__name__}")
-    specs = list(attacks)
-    if not specs:
-        raise ValueError("attacks must name at least one AttackSpec")
-    extra = {k: list(v) for k, v in (extra_attacks or {}).items()}
-    unknown = sorted(set(extra) - set(models))
-    if unknown:
-        raise ValueError(
-            f"extra_attacks names unknown model(s) {unknown}; models are {sorted(models)}"
-        )
-    for s in [*specs, *(s for v in extra.values() for s in v)]:
-        if not isinstance(s, AttackSpec):
-            raise TypeError(f"attacks must be AttackSpec instances, got {type(s).__name__}")
-    if isinstance(backends, str):
-        backends = [backends]
-    if not backends:
-        raise ValueError("backends must name at least one backend")
-    engines = [b if isinstance(b, AttackBackend) else get_backend(b) for b in backends]
-    skipped: dict[tuple[AttackSpec, str], str] = {}
-    for s in [*specs, *(s for v in extra.values() for s in v)]:
-        errors = {}
-        for engine in engines:
-            try:
-                engine.check(s)
-            except UnsupportedAttackError as err:
-                errors[engine.name] = str(err)
-        if errors and (not skip_unsupported or len(errors) == len(engines)):
-            raise UnsupportedAttackError(next(iter(errors.values())))
-        skipped.update({(s, name): msg for name, msg in errors.items()})
-    sweep_specs = list(sweeps)
-    for sw in sweep_specs:
-        if not isinstance(sw, SweepSpec):
-            raise TypeError(f"sweeps must be SweepSpec instances, got {type(sw).__name__}")
-    for flag, value in (("all_or_nothing", all_or_nothing), ("skip_unsupported", skip_unsupported)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{flag} must be a bool, got {value!r}")
-    if rp2 is not None and not isinstance(rp2, RP2Evaluation):
-        raise TypeError(f"rp2 must be an RP2Evaluation or None, got {type(rp2).__name__}")
-    check_positive_int("seed", seed, minimum=0)
-    if not isinstance(checks, bool):
-        raise TypeError(f"checks must be a bool, got {checks!r}")
-    if reference_model is not None and not isinstance(reference_model, nn.Module):
-        raise TypeError(
-            "reference_model must be a torch.nn.Module or None, got "
-            f"{type(reference_model).__name__}"
-        )
-    # sweeps: each model's base attack, and the values, checked before any attack runs
-    sweep_bases = {name: _sweep_attack(specs + extra.get(name, [])) for name in models}
-    for sw in sweep_specs:
-        for name, base in sweep_bases.items():
-            if sw.attack is None and base is None:
-                raise ValueError(
-                    f"sweeps need an untargeted PGD attack: model {name!r} has none among "
-                    f"{[s.key for s in specs + extra.get(name, [])]} (add one, or give "
-                    "SweepSpec(attack=...))"
-                )
-            sw.resolve(sw.attack or base)  # type: ignore[arg-type]
-    dev = resolve_device(device)
-    xt = as_float_images(x).to(dev)
-    if len(xt) == 0:
-        raise ValueError("x holds no images")
-
-    if checks and reference_model is not None:
-        reference_model.to(dev)
+    plan = plan_evaluation(
+        model,
+        x,
+        attacks=attacks,
+        extra_attacks=extra_attacks,
+        backends=backends,
+        defenses=defenses,
+        dataset=dataset,
+        split=split,
+        device=device,
+        seed=seed,
+        checks=checks,
+        reference_model=reference_model,
+        sweeps=sweeps,
+        all_or_nothing=all_or_nothing,
+        skip_unsupported=skip_unsupported,
+        rp2=rp2,
+    )
+    if plan.checks and plan.reference_model is not None:
+        plan.reference_model.to(plan.device)
     transfer_cache: dict[AttackSpec, torch.Tensor] = {}
-    reports = []
-    total = (len(models) * len(specs) + sum(len(v) for v in extra.values())) * len(engines)
-    bar = tqdm(total=total, disable=not progress, desc="evaluate", leave=False)
+    bar = tqdm(total=plan.total_runs, disable=not progress, desc="evaluate", leave=False)
     try:
-        for name, m in models.items():
-            m.to(dev)
-            num_classes = infer_num_classes(m, xt)
-            yt = as_labels(y, n=len(xt), num_classes=num_classes).to(dev)
-            model_specs = specs + extra.get(name, [])
-            if not any(s.eot_samples > 1 for s in model_specs) and _randomized(m, xt):
-                warnings.warn(
-                    f"model {name!r} gives different outputs for identical inputs: it is "
-                    "randomised, and attacks without Expectation over Transformation "
-                    "(AttackSpec(eot_samples=16)) overstate its robustness",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            clean_pred = predict(m, xt)
-            clean_correct = clean_pred == yt
-            still_correct = clean_correct.clone()
-            report = ModelReport(
-                name=name,
-                defense=(defenses or {}).get(name, "none"),
-                clean_accuracy=float(clean_correct.float().mean()),
-            )
-            for spec in model_specs:
-                target = draw_targets(yt, num_classes, seed) if spec.targeted else None
-                labels = target if target is not None else yt
-                for engine in engines:
-                    if (spec, engine.name) in skipped:
-                        bar.update(1)
-                        continue
-                    bar.set_postfix_str(f"{name} {spec.key} {engine.name}")
-                    # all-or-nothing: only the images every earlier attack failed on
-                    idx = (
-                        still_correct.nonzero().flatten()
-                        if all_or_nothing
-                        else torch.arange(len(xt), device=dev)
-                    )
-                    start = time.perf_counter()
-                    x_adv = engine.run(m, xt[idx], labels[idx], spec, seed=seed)
-                    seconds = time.perf_counter() - start
-                    adv_pred = predict(m, x_adv)
-                    # An image misclassified when clean never counts as robust, whatever
-                    # the attack does to it (ART's DeepFool pushes such images into the
-                    # true class).
-                    correct = torch.zeros_like(clean_correct)
-                    correct[idx] = (adv_pred == yt[idx]) & clean_correct[idx]
-                    still_correct &= correct
-                    if all_or_nothing:
-                        correct = still_correct.clone()
-                    report.results.append(
-                        AttackResult(
-                            attack=spec.name,
-                            backend=engine.name,
-                            norm=spec.norm,
-                            eps=spec.eps,
-                            step_size=spec.step_size,
-                            steps=spec.steps,
-                            random_start=spec.random_start,
-                            restarts=spec.restarts,
-                            targeted=spec.targeted,
-                            robust_accuracy=float(correct.float().mean()),
-                            attack_success_rate=attack_success_rate(
-                                clean_pred[idx],
-                                adv_pred,
-                                yt[idx],
-                                None if target is None else target[idx],
-                            ),
-                            l2_dissimilarity=l2_dissimilarity(xt[idx], x_adv),
-                            max_perturbation=max_perturbation(xt[idx], x_adv, spec.norm),
-                            seconds=seconds,
-                            eot_samples=spec.eot_samples,
-                            n_attacked=len(idx),
-                            sequential=all_or_nothing,
-                        )
-                    )
-                    bar.update(1)
-            report.all_or_nothing_accuracy = float(still_correct.float().mean())
-            for sw in sweep_specs:
-                bar.set_postfix_str(f"{name} {sw.kind} sweep")
-                base = sw.attack or sweep_bases[name]
-                assert base is not None  # checked before any attack
-                report.sweeps.append(run_sweep(m, xt, yt, sw, base, engines[0], seed=seed))
-            if rp2 is not None:
-                bar.set_postfix_str(f"{name} rp2")
-                report.rp2 = rp2.run(m, xt, yt)
-            if checks:
-                bar.set_postfix_str(f"{name} checks")
-                report.checks = run_checks(
-                    m,
-                    xt,
-                    yt,
-                    report,
-                    model_specs,
-                    engines[0],
-                    reference=reference_model,
-                    transfer_cache=transfer_cache,
-                    seed=seed,
-                )
-            reports.append(report)
+        reports = []
+        # a plain loop, not a comprehension (a frame of its own in Python 3.11): the
+        # randomisation warning of evaluate_model points at evaluate's caller
+        for name, m in plan.models.items():
+            reports.append(evaluate_model(plan, name, m, y, bar=bar, transfer_cache=transfer_cache))
     finally:
         bar.close()
-    return Report(
-        dataset={"name": dataset, "split": split, "n_samples": len(xt)},
-        models=reports,
-        environment=environment(dev),
-        skipped=[
-            {"attack": spec.key, "backend": backend, "reason": reason}
-            for (spec, backend), reason in skipped.items()
-        ],
-        all_or_nothing=all_or_nothing,
+    return _report(plan, reports)
+
+
+def evaluate_model(
+    plan: EvaluationPlan,
+    name: str,
+    model: nn.Module,
+    y: np.ndarray | torch.Tensor,
+    *,
+    bar: tqdm | None = None,
+    transfer_cache: dict[AttackSpec, torch.Tensor] | None = None,
+) -> ModelReport:
+    """Evaluate one model under ``plan``: its attacks, sweeps, RP2 and checks.
+
+    Args:
+        plan: the checked evaluation (:func:`~art_denoise.evaluation.plan.plan_evaluation`).
+        name: the model's name in the plan.
+        model: the module; moved to the plan's device.
+        y: integer labels (B,) or one-hot (B, classes) of the plan's images.
+        bar: a tqdm progress bar advanced once per (attack, backend), or ``None``.
+        transfer_cache: reference-model adversarials shared by the checks across models.
+
+    Returns:
+        The model's report.
+    """
+    bar = bar if bar is not None else tqdm(disable=True)
+    model.to(plan.device)
+    num_classes = infer_num_classes(model, plan.x)
+    yt = as_labels(y, n=len(plan.x), num_classes=num_classes).to(plan.device)
+    specs = plan.model_specs(name)
+    if not any(s.eot_samples > 1 for s in specs) and _randomized(model, plan.x):
+        warnings.warn(
+            f"model {name!r} gives different outputs for identical inputs: it is "
+            "randomised, and attacks without Expectation over Transformation "
+            "(AttackSpec(eot_samples=16)) overstate its robustness",
+            RuntimeWarning,
+            stacklevel=3,  # the caller of evaluate
+        )
+    victim = _victim(model, plan.x, yt, num_classes)
+    report = ModelReport(
+        name=name,
+        defense=plan.defense(name),
+        clean_accuracy=float(victim.clean_correct.float().mean()),
+    )
+    still_correct = victim.clean_correct.clone()
+    for spec in specs:
+        target = draw_targets(victim.y, victim.num_classes, plan.seed) if spec.targeted else None
+        for engine in plan.engines:
+            if (spec, engine.name) not in plan.skipped:
+                bar.set_postfix_str(f"{name} {spec.key} {engine.name}")
+                report.results.append(
+                    _attack(plan, model, victim, spec, engine, target, still_correct)
+                )
+            bar.update(1)
+    report.all_or_nothing_accuracy = float(still_correct.float().mean())
+    _extras(plan, name, model, victim, report, specs, bar, transfer_cache)
+    return report
+
+
+@dataclass(frozen=True)
+class _Victim:
+    """One model's labels and clean predictions on the plan's images."""
+
+    y: torch.Tensor
+    num_classes: int
+    clean_pred: torch.Tensor
+    clean_correct: torch.Tensor
+
+
+def _victim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> _Victim:
+    """The labels with the model's clean predictions on ``x``."""
+    clean_pred = predict(model, x)
+    return _Victim(y, num_classes, clean_pred, clean_pred == y)
+
+
+def _attack(
+    plan: EvaluationPlan,
+    model: nn.Module,
+    victim: _Victim,
+    spec: AttackSpec,
+    engine: AttackBackend,
+    target: torch.Tensor | None,
+    still_correct: torch.Tensor,
+) -> AttackResult:
+    """Run one (attack, backend) pair; ``still_correct`` loses the images it fooled."""
+    xt, yt, clean_correct = plan.x, victim.y, victim.clean_correct
+    labels = target if target is not None else yt
+    # all-or-nothing: only the images every earlier attack failed on
+    idx = (
+        still_correct.nonzero().flatten()
+        if plan.all_or_nothing
+        else torch.arange(len(xt), device=plan.device)
+    )
+    start = time.perf_counter()
+    x_adv = engine.run(model, xt[idx], labels[idx], spec, seed=plan.seed)
+    seconds = time.perf_counter() - start
+    adv_pred = predict(model, x_adv)
+    # An image misclassified when clean never counts as robust, whatever the attack does
+    # to it (ART's DeepFool pushes such images into the true class).
+    correct = torch.zeros_like(clean_correct)
+    correct[idx] = (adv_pred == yt[idx]) & clean_correct[idx]
+    still_correct &= correct
+    if plan.all_or_nothing:
+        correct = still_correct.clone()
+    return AttackResult(
+        attack=spec.name,
+        backend=engine.name,
+        norm=spec.norm,
+        eps=spec.eps,
+        step_size=spec.step_size,
+        steps=spec.steps,
+        random_start=spec.random_start,
+        restarts=spec.restarts,
+        targeted=spec.targeted,
+        robust_accuracy=float(correct.float().mean()),
+        attack_success_rate=attack_success_rate(
+            victim.clean_pred[idx], adv_pred, yt[idx], None if target is None else target[idx]
+        ),
+        l2_dissimilarity=l2_dissimilarity(xt[idx], x_adv),
+        max_perturbation=max_perturbation(xt[idx], x_adv, spec.norm),
+        seconds=seconds,
+        eot_samples=spec.eot_samples,
+        n_attacked=len(idx),
+        sequential=plan.all_or_nothing,
     )
 
 
-def _sweep_attack(specs: Sequence[AttackSpec]) -> AttackSpec | None:
-    """The first untargeted PGD spec, the one with the most EOT samples among equals."""
-    pgd = [s for s in specs if s.attack == "pgd" and not s.targeted]
-    if not pgd:
-        return None
-    most = max(s.eot_samples for s in pgd)
-    return next(s for s in pgd if s.eot_samples == most)
+def _extras(
+    plan: EvaluationPlan,
+    name: str,
+    model: nn.Module,
+    victim: _Victim,
+    report: ModelReport,
+    specs: list[AttackSpec],
+    bar: tqdm,
+    transfer_cache: dict[AttackSpec, torch.Tensor] | None,
+) -> None:
+    """The sweeps, RP2 and sanity checks of one model, into ``report``."""
+    xt, yt = plan.x, victim.y
+    for sw in plan.sweeps:
+        bar.set_postfix_str(f"{name} {sw.kind} sweep")
+        base = sw.attack or plan.sweep_bases[name]
+        assert base is not None  # checked before any attack
+        report.sweeps.append(run_sweep(model, xt, yt, sw, base, plan.engines[0], seed=plan.seed))
+    if plan.rp2 is not None:
+        bar.set_postfix_str(f"{name} rp2")
+        report.rp2 = plan.rp2.run(model, xt, yt)
+    if plan.checks:
+        bar.set_postfix_str(f"{name} checks")
+        report.checks = run_checks(
+            model,
+            xt,
+            yt,
+            report,
+            specs,
+            plan.engines[0],
+            reference=plan.reference_model,
+            transfer_cache=transfer_cache,
+            seed=plan.seed,
+        )
+
+
+def _report(plan: EvaluationPlan, models: list[ModelReport]) -> Report:
+    """The whole evaluation's report."""
+    return Report(
+        dataset={"name": plan.dataset, "split": plan.split, "n_samples": len(plan.x)},
+        models=models,
+        environment=environment(plan.device),
+        skipped=[
+            {"attack": spec.key, "backend": backend, "reason": reason}
+            for (spec, backend), reason in plan.skipped.items()
+        ],
+        all_or_nothing=plan.all_or_nothing,
+    )

@@ -1,5 +1,8 @@
 """The evaluation result: dataclasses that write themselves as JSON, Markdown and a chart.
 
+The Markdown is rendered by :mod:`art_denoise.evaluation.markdown`, the charts by
+:mod:`art_denoise.evaluation.plot`; this module holds the data, its schema and its files.
+
 ``report.json`` follows the schema ``"art-denoise/report/1"``::
 
     {"schema", "dataset": {"name", "split", "n_samples"},
@@ -35,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from art_denoise._files import atomic_path, atomic_write_text
-from art_denoise.evaluation.sweeps import SWEEP_KINDS, Sweep
+from art_denoise.evaluation import markdown, plot
+from art_denoise.evaluation.sweeps import Sweep
 
 __all__ = ["CHECK_STATUSES", "REPORT_SCHEMA", "AttackResult", "Check", "ModelReport", "Report"]
 
@@ -219,118 +223,11 @@ class Report:
     def summary_table(self) -> str:
         """A plain-text table: per model, clean accuracy, each attack's worst case over
         backends (with the backend spread) and the all-or-nothing accuracy."""
-        return _format_table(*_summary_rows(self.models))
+        return markdown.summary_table(self)
 
     def to_markdown(self, chart: str | None = None, sweep_chart: str | None = None) -> str:
         """The Markdown report; ``chart`` and ``sweep_chart`` are PNG file names to embed."""
-        d = self.dataset
-        lines = [
-            "# art-denoise robustness report",
-            "",
-            f"Dataset **{d.get('name')}**, split `{d.get('split')}`, {d.get('n_samples')} images. "
-            "Robust accuracy is the fraction of images still classified correctly after the "
-            "attack; the worst case over backends is shown with the backend spread (max - min). "
-            "All-or-nothing counts an image only if every attack from every backend fails on it.",
-            *(
-                [
-                    "",
-                    "Attacks marked `+eotK` used Expectation over Transformation: each gradient "
-                    "is taken on the mean of K independent draws of the (randomised) model; "
-                    "robust accuracy is measured on the model as deployed, one draw per image.",
-                ]
-                if any(r.eot_samples > 1 for m in self.models for r in m.results)
-                else []
-            ),
-            *(
-                [
-                    "",
-                    "Each model also went through the sanity checks of Carlini et al. (2019): "
-                    "a model failing one is marked **not verified** and its numbers are upper "
-                    "bounds of unknown quality, not robustness.",
-                ]
-                if any(m.checks for m in self.models)
-                else []
-            ),
-            *(
-                [
-                    "",
-                    "**All-or-nothing run** (the CAAD criterion): the attacks ran as one "
-                    "sequence, each only on the images every earlier attack (and backend) "
-                    "failed on (column *attacked*), so each robust accuracy is the fraction "
-                    "still standing after that attack and all before it, not the attack's "
-                    "own number.",
-                ]
-                if self.all_or_nothing
-                else []
-            ),
-            "",
-            "## Summary",
-            "",
-            _markdown_table(*_summary_rows(self.models)),
-        ]
-        if chart:
-            lines += ["", f"![robust accuracy per attack and backend]({chart})"]
-        if sweep_chart and any(m.sweeps for m in self.models):
-            lines += ["", f"![robust accuracy against steps, eps and restarts]({sweep_chart})"]
-        if self.skipped:
-            lines += ["", "Not run (the backend cannot express the attack):", ""]
-            lines += [f"- {s['attack']} / {s['backend']}: {s['reason']}" for s in self.skipped]
-        for m in self.models:
-            lines += [
-                "",
-                f"## {m.name} (defense: {m.defense})",
-                "",
-                f"Clean accuracy {m.clean_accuracy:.2%}; all-or-nothing accuracy "
-                f"{m.all_or_nothing_accuracy:.2%}.",
-                "",
-            ]
-            header = [
-                "attack",
-                "backend",
-                "eps",
-                "step",
-                "steps",
-                "restarts",
-                "robust acc.",
-                "success rate",
-                "L2 dissim.",
-                "max ‖δ‖",
-                "seconds",
-                *(["attacked"] if self.all_or_nothing else []),
-            ]
-            rows = [
-                [
-                    r.attack,
-                    r.backend,
-                    _fmt(r.eps),
-                    _fmt(r.step_size),
-                    str(r.steps),
-                    str(r.restarts),
-                    f"{r.robust_accuracy:.2%}",
-                    f"{r.attack_success_rate:.2%}",
-                    f"{r.l2_dissimilarity:.4f}",
-                    f"{r.max_perturbation:.4f}",
-                    f"{r.seconds:.2f}",
-                    *([str(r.n_attacked)] if self.all_or_nothing else []),
-                ]
-                for r in m.results
-            ]
-            lines.append(_markdown_table(header, rows))
-            lines += _sweep_lines(m)
-            lines += _rp2_lines(m)
-            if m.checks:
-                lines += [
-                    "",
-                    f"### Checks: {_verdict(m)}",
-                    "",
-                    _markdown_table(
-                        ["check", "status", "detail"],
-                        [[c.name, c.status, c.detail.replace("|", "\\|")] for c in m.checks],
-                    ),
-                ]
-        env = ", ".join(f"{k} {v}" for k, v in self.environment.items())
-        lines += ["", "## Environment", "", env, ""]
-        return "\n".join(lines)
+        return markdown.report_markdown(self, chart=chart, sweep_chart=sweep_chart)
 
     def _repr_markdown_(self) -> str:  # Jupyter
         return self.to_markdown()
@@ -338,60 +235,12 @@ class Report:
     # ----------------------------------------------------------------- files
     def plot(self) -> Any:
         """A grouped bar chart of robust accuracy per attack and backend, one panel per model."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        n = max(len(self.models), 1)
-        fig, axes = plt.subplots(1, n, figsize=(max(6.0, 4.5 * n), 4.0), squeeze=False)
-        for ax, m in zip(axes[0], self.models, strict=False):
-            keys = list(dict.fromkeys(r.key for r in m.results))
-            backends = list(dict.fromkeys(r.backend for r in m.results))
-            width = 0.8 / max(len(backends), 1)
-            for i, b in enumerate(backends):
-                vals = {r.key: r.robust_accuracy for r in m.results if r.backend == b}
-                xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(keys))]
-                ax.bar(xs, [vals.get(k, 0.0) for k in keys], width=width, label=b)
-            ax.axhline(m.clean_accuracy, color="black", linestyle="--", linewidth=1, label="clean")
-            ax.set_xticks(range(len(keys)))
-            ax.set_xticklabels(keys, rotation=30, ha="right", fontsize=8)
-            ax.set_ylim(0, 1)
-            ax.set_ylabel("robust accuracy")
-            ax.set_title(f"{m.name} ({m.defense})")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        return fig
+        return plot.plot_robust_accuracy(self)
 
     def plot_sweeps(self) -> Any:
         """Robust accuracy against steps (log scale), eps and restarts, one panel per kind
         and one line per model (Xie et al. 2019, Fig. 6); ``None`` without sweeps."""
-        kinds = [
-            k for k in SWEEP_KINDS if any(sw.kind == k for m in self.models for sw in m.sweeps)
-        ]
-        if not kinds:
-            return None
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.6), squeeze=False)
-        xlabels = {"steps": "PGD steps", "eps": "eps", "restarts": "random restarts"}
-        for ax, kind in zip(axes[0], kinds, strict=True):
-            for m in self.models:
-                for sw in (sw for sw in m.sweeps if sw.kind == kind):
-                    ax.plot(sw.values, sw.robust_accuracy, marker="o", label=f"{m.name}")
-            if kind in ("steps", "restarts"):
-                ax.set_xscale("log")
-            ax.set_xlabel(xlabels[kind])
-            ax.set_ylabel("robust accuracy")
-            ax.set_ylim(0, 1)
-            ax.grid(True, alpha=0.3)
-            ax.set_title(f"{kind} sweep")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        return fig
+        return plot.plot_sweeps(self)
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write ``report.json``, ``report.md``, ``robust_accuracy.png`` and, with sweeps,
@@ -427,103 +276,3 @@ class Report:
         if p.is_dir():
             p = p / "report.json"
         return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"
-
-
-def _attack_keys(models: list[ModelReport]) -> list[str]:
-    return list(dict.fromkeys(r.key for m in models for r in m.results))
-
-
-def _sweep_lines(m: ModelReport) -> list[str]:
-    lines: list[str] = []
-    for sw in m.sweeps:
-        vals = [f"{v:g}" for v in sw.values]
-        lines += [
-            "",
-            f"### {sw.kind.capitalize()} sweep: {sw.label()} ({sw.backend}, {sw.seconds:.1f} s)",
-            "",
-            _markdown_table(
-                [sw.kind, *vals], [["robust acc.", *(f"{a:.2%}" for a in sw.robust_accuracy)]]
-            ),
-        ]
-    return lines
-
-
-def _rp2_lines(m: ModelReport) -> list[str]:
-    if not m.rp2:
-        return []
-    r = m.rp2
-    cfg = r.get("config", {})
-    return [
-        "",
-        f"### RP2 stickers ({r['mask_fraction']:.0%} of the image, "
-        f"{cfg.get('n_stickers', '?')} sticker(s), {r['n_images']} correctly classified images)",
-        "",
-        f"Targeted success: average {r['average']:.2%}, worst {r['worst']:.2%} "
-        f"(target {r['worst_target']}); L2 dissimilarity {r['l2_dissimilarity']:.4f}.",
-        "",
-        _markdown_table(
-            ["target", "success", "L2 dissim.", "images"],
-            [
-                [
-                    str(t["target"]),
-                    f"{t['success']:.2%}",
-                    f"{t['l2_dissimilarity']:.4f}",
-                    str(t["n"]),
-                ]
-                for t in r["per_target"]
-            ],
-        ),
-    ]
-
-
-def _verdict(m: ModelReport) -> str:
-    if m.verified is None:
-        return "not checked"
-    return "verified" if m.verified else f"not verified ({', '.join(m.failed_checks)} failed)"
-
-
-def _summary_rows(models: list[ModelReport]) -> tuple[list[str], list[list[str]]]:
-    keys = _attack_keys(models)
-    checked = any(m.checks for m in models)
-    header = [
-        "model",
-        "defense",
-        "clean",
-        *keys,
-        "all-or-nothing",
-        *(["checks"] if checked else []),
-    ]
-    rows = []
-    for m in models:
-        worst, spread = m.worst_case(), m.backend_spread
-        # a robustness number whose checks failed is never shown bare, as if it held
-        mark = " not verified" if m.verified is False else ""
-        cells = [f"{worst[k]:.1%} (±{spread[k]:.1%}){mark}" if k in worst else "-" for k in keys]
-        rows.append(
-            [
-                m.name,
-                m.defense,
-                f"{m.clean_accuracy:.1%}",
-                *cells,
-                f"{m.all_or_nothing_accuracy:.1%}{mark}",
-                *([_verdict(m)] if checked else []),
-            ]
-        )
-    return header, rows
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def _format_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-    body = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, "  ".join("-" * w for w in widths), *body])

@@ -1,0 +1,81 @@
+"""The evaluation report's figures: robust accuracy per attack and backend, and the sweeps.
+
+What ``Report.plot`` and ``Report.plot_sweeps`` return and ``Report.save`` writes as
+``robust_accuracy.png`` and ``sweeps.png``. Matplotlib is imported on the first call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from art_denoise.evaluation.sweeps import SWEEP_KINDS
+
+if TYPE_CHECKING:
+    from art_denoise.evaluation.report import ModelReport, Report
+
+__all__ = ["plot_robust_accuracy", "plot_sweeps"]
+
+_SWEEP_XLABELS = {"steps": "PGD steps", "eps": "eps", "restarts": "random restarts"}
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend unless one was chosen already."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_robust_accuracy(report: Report) -> Any:
+    """A grouped bar chart of robust accuracy per attack and backend, one panel per model."""
+    plt = _pyplot()
+    n = max(len(report.models), 1)
+    fig, axes = plt.subplots(1, n, figsize=(max(6.0, 4.5 * n), 4.0), squeeze=False)
+    for ax, m in zip(axes[0], report.models, strict=False):
+        _model_bars(ax, m)
+    fig.tight_layout()
+    return fig
+
+
+def _model_bars(ax: Any, m: ModelReport) -> None:
+    """One model's panel: a bar per (attack, backend), and its clean accuracy."""
+    keys = list(dict.fromkeys(r.key for r in m.results))
+    backends = list(dict.fromkeys(r.backend for r in m.results))
+    width = 0.8 / max(len(backends), 1)
+    for i, b in enumerate(backends):
+        vals = {r.key: r.robust_accuracy for r in m.results if r.backend == b}
+        xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(keys))]
+        ax.bar(xs, [vals.get(k, 0.0) for k in keys], width=width, label=b)
+    ax.axhline(m.clean_accuracy, color="black", linestyle="--", linewidth=1, label="clean")
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels(keys, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("robust accuracy")
+    ax.set_title(f"{m.name} ({m.defense})")
+    ax.legend(fontsize=8)
+
+
+def plot_sweeps(report: Report) -> Any:
+    """Robust accuracy against steps (log scale), eps and restarts, one panel per kind
+    and one line per model (Xie et al. 2019, Fig. 6); ``None`` without sweeps."""
+    kinds = [k for k in SWEEP_KINDS if any(sw.kind == k for m in report.models for sw in m.sweeps)]
+    if not kinds:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.6), squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        for m in report.models:
+            for sw in (sw for sw in m.sweeps if sw.kind == kind):
+                ax.plot(sw.values, sw.robust_accuracy, marker="o", label=f"{m.name}")
+        if kind in ("steps", "restarts"):
+            ax.set_xscale("log")
+        ax.set_xlabel(_SWEEP_XLABELS[kind])
+        ax.set_ylabel("robust accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(True, alpha=0.3)
+        ax.set_title(f"{kind} sweep")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
