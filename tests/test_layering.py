@@ -53,14 +53,34 @@ def _module_name(path: Path) -> str:
     return ".".join(names)
 
 
-def _imports(path: Path, source: str | None = None) -> set[str]:
-    """Every module an ``import`` statement anywhere in the file names (relative resolved)."""
+def _type_only(tree: ast.AST) -> set[ast.AST]:
+    """The import statements inside ``if TYPE_CHECKING:`` blocks (never run)."""
+    found: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        test = node.test if isinstance(node, ast.If) else None
+        name = getattr(test, "id", None) or getattr(test, "attr", None)
+        if isinstance(node, ast.If) and name == "TYPE_CHECKING":
+            for stmt in node.body:
+                found.update(
+                    n for n in ast.walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom)
+                )
+    return found
+
+
+def _imports(path: Path, source: str | None = None, *, runtime_only: bool = False) -> set[str]:
+    """Every module an ``import`` statement anywhere in the file names (relative resolved).
+
+    ``runtime_only`` leaves out the imports under ``if TYPE_CHECKING:`` (annotations only).
+    """
     tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source)
+    skip = _type_only(tree) if runtime_only else set()
     here = _module_name(path).split(".")
     if path.name != "__init__.py":
         here = here[:-1]
     found: set[str] = set()
     for node in ast.walk(tree):
+        if node in skip:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -115,14 +135,23 @@ def test_function_level_and_relative_imports_count() -> None:
     imports = _imports(PACKAGE / "models" / "probe.py", source)
     assert {"art_denoise.cli", "art_denoise.blocks", "art_denoise.blocks.insert"} <= imports
     assert {_part(m) for m in imports} == {"cli", "blocks"}
+    typed = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from art_denoise.cli import x\n"
+    )
+    assert "art_denoise.cli" in _imports(PACKAGE / "models" / "probe.py", typed)
+    assert "art_denoise.cli" not in _imports(
+        PACKAGE / "models" / "probe.py", typed, runtime_only=True
+    )
 
 
 def test_no_import_cycle_between_modules() -> None:
-    """File by file, as farm-studio draws it (a package's ``__init__`` is its own node)."""
+    """File by file, counting what runs (a renderer may name the types it draws for
+    annotations only); a package's ``__init__`` is its own node."""
     graph: dict[str, set[str]] = {}
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     for name, path in modules.items():
-        graph[name] = {m for m in _imports(path) if m in modules and m != name}
+        imports = _imports(path, runtime_only=True)
+        graph[name] = {m for m in imports if m in modules and m != name}
     inits = {n for n, p in modules.items() if p.name == "__init__.py"}
     # a package's __init__ hands on its modules' names: drop its edges into its own folder
     for name in inits:
