@@ -7,10 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from art_denoise.evaluation.report import ModelReport, Report
+from art_denoise.evaluation.results import ModelReport, ReportData
 
 __all__ = ["report_markdown", "summary_table"]
 
@@ -46,14 +43,14 @@ _RESULT_HEADER = [
 ]
 
 
-def summary_table(report: Report) -> str:
+def summary_table(report: ReportData) -> str:
     """A plain-text table: per model, clean accuracy, each attack's worst case over
     backends (with the backend spread) and the all-or-nothing accuracy."""
     return _format_table(*_summary_rows(report.models))
 
 
 def report_markdown(
-    report: Report, chart: str | None = None, sweep_chart: str | None = None
+    report: ReportData, chart: str | None = None, sweep_chart: str | None = None
 ) -> str:
     """The Markdown report; ``chart`` and ``sweep_chart`` are PNG file names to embed."""
     lines = _intro_lines(report)
@@ -71,7 +68,7 @@ def report_markdown(
     return "\n".join(lines)
 
 
-def _intro_lines(report: Report) -> list[str]:
+def _intro_lines(report: ReportData) -> list[str]:
     """The title, the explanation of the numbers, the notes that apply, and the summary."""
     d = report.dataset
     notes = [

@@ -6,12 +6,10 @@ What ``Report.plot`` and ``Report.plot_sweeps`` return and ``Report.save`` write
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from art_denoise.evaluation.results import ModelReport, ReportData
 from art_denoise.evaluation.sweeps import SWEEP_KINDS
-
-if TYPE_CHECKING:
-    from art_denoise.evaluation.report import ModelReport, Report
 
 __all__ = ["plot_robust_accuracy", "plot_sweeps"]
 
@@ -28,7 +26,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_robust_accuracy(report: Report) -> Any:
+def plot_robust_accuracy(report: ReportData) -> Any:
     """A grouped bar chart of robust accuracy per attack and backend, one panel per model."""
     plt = _pyplot()
     n = max(len(report.models), 1)
@@ -57,7 +55,7 @@ def _model_bars(ax: Any, m: ModelReport) -> None:
     ax.legend(fontsize=8)
 
 
-def plot_sweeps(report: Report) -> Any:
+def plot_sweeps(report: ReportData) -> Any:
     """Robust accuracy against steps (log scale), eps and restarts, one panel per kind
     and one line per model (Xie et al. 2019, Fig. 6); ``None`` without sweeps."""
     kinds = [k for k in SWEEP_KINDS if any(sw.kind == k for m in report.models for sw in m.sweeps)]
