@@ -13,7 +13,15 @@ from art_denoise._validation import (
     check_positive_int,
 )
 
-__all__ = ["ATTACKS", "NORMS", "AttackSpec", "normalize_norm"]
+__all__ = [
+    "APGD_ATTACKS",
+    "ATTACKS",
+    "MINIMAL_NORM_ATTACKS",
+    "NORMS",
+    "PARAMETER_FREE_ATTACKS",
+    "AttackSpec",
+    "normalize_norm",
+]
 
 #: Attacks the backends know, and the norms each is defined for.
 ATTACKS: dict[str, tuple[str, ...]] = {
@@ -21,8 +29,22 @@ ATTACKS: dict[str, tuple[str, ...]] = {
     "pgd": ("inf", "2"),
     "deepfool": ("2", "inf"),
     "autoattack": ("inf", "2"),
+    "apgd-ce": ("inf", "2"),
+    "apgd-dlr": ("inf", "2"),
+    "apgd-t": ("inf", "2"),
 }
 NORMS = ("inf", "2")
+
+#: Auto-PGD (Croce & Hein 2020): cross-entropy, the DLR loss, and targeted DLR over the
+#: ``target_classes`` most likely wrong classes. They adapt their own step and start at a
+#: random point, so a spec gives them no ``step_size`` and no ``random_start``.
+APGD_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t")
+#: Attacks without a step size to tune: a robust accuracy is "verified" only if one of
+#: them is part of its worst case.
+PARAMETER_FREE_ATTACKS = (*APGD_ATTACKS, "autoattack")
+#: Minimal-perturbation attacks: they report the norm each image needed, not a robust
+#: accuracy at one eps.
+MINIMAL_NORM_ATTACKS = ("deepfool",)
 
 
 def normalize_norm(norm: Any) -> str:
@@ -41,15 +63,19 @@ class AttackSpec:
     every setting so that each backend receives the same numbers.
 
     Args:
-        attack: ``"fgsm"``, ``"pgd"``, ``"deepfool"`` or ``"autoattack"``. AutoAttack
-            (Croce & Hein, 2020) is an untargeted ensemble of parameter-free attacks; each
-            backend runs its library's version (see the backend's docstring).
+        attack: ``"fgsm"``, ``"pgd"``, ``"deepfool"``, ``"autoattack"``, ``"apgd-ce"``,
+            ``"apgd-dlr"`` or ``"apgd-t"``. AutoAttack (Croce & Hein, 2020) is an untargeted
+            ensemble of parameter-free attacks; each backend runs its library's version (see
+            the backend's docstring). The APGD attacks are its white-box members, run one at
+            a time (APGD-T targets each of the ``target_classes`` most likely wrong classes
+            in turn, and counts as untargeted: it succeeds on any misclassification).
         norm: ``"inf"`` or ``"2"`` (``np.inf``, ``2``, ``"linf"``, ``"l2"`` accepted).
-        eps: perturbation budget in the input scale [0, 1]. For DeepFool, a minimal-
+        eps: perturbation budget in the input scale [0, 1] (at most 1 for Linf: larger
+            budgets mean nothing on [0, 1] images). For DeepFool, a minimal-
             perturbation attack, ``None`` leaves it unbounded; a number projects its
             output onto the eps-ball (as foolbox does for minimisation attacks).
         step_size: PGD step (absolute). FGSM always steps ``eps``; DeepFool ignores it.
-        steps: iterations (PGD, DeepFool; AutoAttack's gradient attacks, 100 in the
+        steps: iterations (PGD, DeepFool, APGD; AutoAttack's gradient attacks, 100 in the
             standard version); 1 for FGSM.
         random_start: start from a uniform point in the eps-ball (PGD, FGSM-RS).
         restarts: independent runs; an example counts as broken if any run breaks it.
@@ -59,6 +85,8 @@ class AttackSpec:
         overshoot: DeepFool overshoot, applied the same way in every backend.
         candidates: DeepFool's number of top classes considered.
         queries: AutoAttack's Square attack query budget (5000 in the standard version).
+        target_classes: APGD-T's number of target classes (9 in AutoAttack; fewer when the
+            model has fewer wrong classes).
         eot_samples: Expectation over Transformation: the attacked model is the mean of
             this many independent forward passes (:class:`~art_denoise.attacks.eot.EOTModel`);
             1 (the default) attacks single draws. Needed for randomised defenses.
@@ -82,6 +110,7 @@ class AttackSpec:
     candidates: int = 10
     eot_samples: int = 1
     queries: int = 5000
+    target_classes: int = 9
 
     def __post_init__(self) -> None:
         self._check_threat_model()
@@ -91,6 +120,7 @@ class AttackSpec:
         check_positive_int("candidates", self.candidates, minimum=2)
         check_positive_int("eot_samples", self.eot_samples)
         check_positive_int("queries", self.queries)
+        check_positive_int("target_classes", self.target_classes)
         object.__setattr__(self, "overshoot", check_non_negative("overshoot", self.overshoot))
         for flag in ("random_start", "targeted"):
             if not isinstance(getattr(self, flag), bool):
@@ -108,7 +138,13 @@ class AttackSpec:
             if self.attack != "deepfool":
                 raise ValueError(f"attack {self.attack!r} needs an eps, got None")
         else:
-            object.__setattr__(self, "eps", check_non_negative("eps", self.eps))
+            eps = check_non_negative("eps", self.eps)
+            if norm == "inf" and eps > 1:
+                raise ValueError(
+                    f"eps={self.eps!r} is larger than the whole [0, 1] input range for Linf "
+                    f"(did you mean {self.eps:g}/255 = {eps / 255:.6g}?)"
+                )
+            object.__setattr__(self, "eps", eps)
 
     def _checked_step_size(self) -> float | None:
         """The step: ``eps`` for FGSM, explicit for PGD, none for the parameter-free ones."""
@@ -131,12 +167,22 @@ class AttackSpec:
             raise ValueError(f"{self.attack} is untargeted; got targeted=True")
         if self.random_start:
             raise ValueError(f"{self.attack} draws its own starting points; got random_start=True")
-        if self.attack == "autoattack" and self.step_size is not None:
+        if self.attack in PARAMETER_FREE_ATTACKS and self.step_size is not None:
             raise ValueError(
-                f"autoattack is parameter-free (it adapts its step); got step_size="
+                f"{self.attack} is parameter-free (it adapts its step); got step_size="
                 f"{self.step_size!r}"
             )
         return None
+
+    @property
+    def parameter_free(self) -> bool:
+        """Whether this is APGD or AutoAttack (no step size to tune)."""
+        return self.attack in PARAMETER_FREE_ATTACKS
+
+    @property
+    def minimal_norm(self) -> bool:
+        """Whether this attack looks for the smallest perturbation (DeepFool)."""
+        return self.attack in MINIMAL_NORM_ATTACKS
 
     @property
     def name(self) -> str:

@@ -69,3 +69,32 @@ def test_fgsm_steps_eps_and_keys() -> None:
     assert pgd.replace(eps=0.2).eps == 0.2
     with pytest.raises(ValueError, match="eps"):
         pgd.replace(eps=-1.0)
+
+
+@pytest.mark.parametrize("attack", ["apgd-ce", "apgd-dlr", "apgd-t"])
+def test_apgd_is_parameter_free_and_untargeted(attack: str) -> None:
+    spec = AttackSpec(attack=attack, eps=0.1, steps=100)
+    assert spec.parameter_free and not spec.minimal_norm
+    assert spec.key == f"{attack}-linf@0.1"
+    assert spec.target_classes == 9
+    with pytest.raises(ValueError, match="parameter-free"):
+        AttackSpec(attack=attack, eps=0.1, step_size=0.01)
+    with pytest.raises(ValueError, match="untargeted"):
+        AttackSpec(attack=attack, eps=0.1, targeted=True)
+    with pytest.raises(ValueError, match="random_start"):
+        AttackSpec(attack=attack, eps=0.1, random_start=True)
+    with pytest.raises(ValueError, match="target_classes"):
+        AttackSpec(attack=attack, eps=0.1, target_classes=0)
+
+
+def test_pgd_and_deepfool_kinds() -> None:
+    assert not AttackSpec(attack="pgd", eps=0.1, step_size=0.01).parameter_free
+    assert AttackSpec(attack="autoattack", eps=0.1).parameter_free
+    assert AttackSpec(attack="deepfool", norm="2", eps=None).minimal_norm
+
+
+def test_linf_eps_above_one_is_refused_with_a_hint() -> None:
+    with pytest.raises(ValueError, match=r"eps=8 .*8/255"):
+        AttackSpec(attack="fgsm", eps=8)
+    assert AttackSpec(attack="fgsm", eps=1.0).eps == 1.0
+    assert AttackSpec(attack="pgd", norm="2", eps=3.0, step_size=0.5).eps == 3.0

@@ -35,7 +35,7 @@ class ARTBackend(AttackBackend):
     name = "art"
     package = "adversarial-robustness-toolbox"
 
-    def check(self, spec: AttackSpec) -> None:
+    def _check(self, spec: AttackSpec) -> None:
         if spec.attack == "deepfool" and spec.norm != "2":
             raise UnsupportedAttackError(f"ART's DeepFool is L2 only; cannot run {spec.key}")
 

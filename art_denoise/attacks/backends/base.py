@@ -87,15 +87,17 @@ def seed_everything(seed: int) -> None:
 class AttackBackend(abc.ABC):
     """One attack library behind one interface.
 
-    Subclasses set :attr:`name` and :attr:`package` and implement
-    :meth:`_make_attack`; they raise :class:`UnsupportedAttackError` there for an attack
-    their library cannot express.
+    Subclasses set :attr:`name`, :attr:`package` and :attr:`attacks` and implement
+    :meth:`_make_attack`; they raise :class:`UnsupportedAttackError` in :meth:`_check` (or
+    there) for settings their library cannot express.
     """
 
     #: Name used in specs, reports and the CLI (``"art"``, ``"torchattacks"``, ...).
     name: ClassVar[str]
     #: The distribution whose version the report records.
     package: ClassVar[str]
+    #: The attacks of :data:`~art_denoise.attacks.spec.ATTACKS` this backend runs.
+    attacks: ClassVar[tuple[str, ...]] = ("fgsm", "pgd", "deepfool", "autoattack")
     #: Seconds spent inside the library's attack calls during the last :meth:`run`.
     library_seconds: float = 0.0
 
@@ -116,9 +118,21 @@ class AttackBackend(abc.ABC):
         labels passed to the returned function are the target labels.
         """
 
-    @abc.abstractmethod
     def check(self, spec: AttackSpec) -> None:
-        """Raise :class:`UnsupportedAttackError` if this backend cannot run ``spec``."""
+        """Raise :class:`UnsupportedAttackError` if this backend cannot run ``spec``.
+
+        An attack missing from :attr:`attacks` is refused here; :meth:`_check` refuses
+        the settings the library cannot express.
+        """
+        if spec.attack not in self.attacks:
+            raise UnsupportedAttackError(
+                f"backend {self.name!r} does not run {spec.attack!r} (it runs "
+                f"{', '.join(self.attacks)}); cannot run {spec.key}"
+            )
+        self._check(spec)
+
+    def _check(self, spec: AttackSpec) -> None:  # noqa: B027 - an optional hook
+        """Raise :class:`UnsupportedAttackError` for settings of ``spec`` the library lacks."""
 
     def run(
         self,

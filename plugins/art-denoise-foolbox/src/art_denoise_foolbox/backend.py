@@ -51,7 +51,7 @@ class FoolboxBackend(AttackBackend):
     name = "foolbox"
     package = "foolbox"
 
-    def check(self, spec: AttackSpec) -> None:
+    def _check(self, spec: AttackSpec) -> None:
         """foolbox expresses every attack of :data:`~art_denoise.attacks.ATTACKS` but
         AutoAttack, which foolbox 3.3.4 does not ship (it has no APGD and no Square)."""
         if spec.attack == "autoattack":

@@ -65,7 +65,7 @@ class TorchattacksBackend(AttackBackend):
     name = "torchattacks"
     package = "torchattacks"
 
-    def check(self, spec: AttackSpec) -> None:
+    def _check(self, spec: AttackSpec) -> None:
         if spec.attack == "autoattack":
             return
         if spec.attack == "fgsm" and spec.norm != "inf":
