@@ -3,6 +3,7 @@ PGD with the same budget, torchattacks' APGD, and EOT on a randomised defense.""
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from typing import NamedTuple
@@ -16,6 +17,9 @@ from art_denoise.attacks.eot import EOTModel
 from art_denoise.attacks.native import apgd, apgd_checkpoints, apgd_targeted
 from art_denoise.attacks.native.losses import dlr_loss
 from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+
+#: The module (the package's ``apgd`` is the function of the same name).
+apgd_module = importlib.import_module("art_denoise.attacks.native.apgd")
 
 # ------------------------------------------------------------------ helpers
 
@@ -197,6 +201,29 @@ def test_batched_apgd_equals_a_naive_per_example_loop(norm: str) -> None:
     # float rounding differs between a batch and one example; L2's normalised steps carry it
     close = ((got - ref).flatten(1).abs().amax(dim=1) <= 1e-3).float().mean()
     assert close >= 0.95, f"only {close:.0%} of the examples match the per-example loop"
+
+
+@pytest.mark.parametrize("attack", ["ce", "targeted"])
+def test_dropping_finished_examples_later_changes_nothing(monkeypatch, attack) -> None:
+    """On a GPU finished examples leave the batch every few iterations, not at each one."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 5)).eval()
+    with torch.no_grad():
+        model[1].weight.mul_(4)
+    x = torch.rand(30, 1, 4, 4)
+    y = model(x).argmax(dim=1).detach()
+
+    def run() -> torch.Tensor:
+        gen = torch.Generator().manual_seed(0)
+        if attack == "targeted":
+            return apgd_targeted(model, x, y, norm="inf", eps=0.05, steps=12, generator=gen)
+        return apgd(model, x, y, norm="2", eps=0.3, steps=30, generator=gen)
+
+    every_step = run()
+    monkeypatch.setattr(apgd_module, "_compact_every", lambda device: 7)
+    later = run()
+    assert 0.1 < _accuracy(model, later, y) < 0.9
+    torch.testing.assert_close(later, every_step, atol=1e-6, rtol=0.0)
 
 
 def test_checkpoints() -> None:
