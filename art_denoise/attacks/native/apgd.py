@@ -1,8 +1,9 @@
 """Auto-PGD (Croce & Hein 2020): PGD with momentum and a step size that adapts itself.
 
 Batched in torch: every example carries its own step size, counters and best point as
-rows of tensors, and an example leaves the batch as soon as it is misclassified, so a
-step costs one forward and one backward pass of the examples still standing.
+rows of tensors, and a misclassified example leaves the batch (on the CPU at once, on a
+GPU every few iterations, to avoid waiting for the device at each one), so a step costs
+one forward and one backward pass of the examples still standing.
 
 The algorithm, for a budget of ``N`` iterations (REFERENCES.md §6):
 
