@@ -22,8 +22,12 @@ The checks, in report order:
 * ``white-box-vs-transfer``: white-box accuracy <= accuracy under attacks transferred from
   an undefended reference model (<= noise, or a warning);
 * ``pgd-vs-autoattack``: PGD within 5 points of AutoAttack (skipped until it exists);
-* ``backend-spread``: backends agree within 2 points (a warning only: the report already
-  shows the worst case over backends);
+* ``backend-spread``: backends agree within 2 points on each bounded attack (a warning
+  only: the report already shows the worst case over backends; an unbounded DeepFool's
+  failures are reported with its norms, not as a spread);
+* ``attacks-converged``: within each threat model, in run order, no attack lowers the
+  running worst case by more than 1.5 points after an iterative attack ran (a warning:
+  the earlier attacks had not converged, and the worst case may not have either);
 * ``sweep-steps`` / ``sweep-restarts`` / ``sweep-eps`` (only when the sweep ran): accuracy
   never rises with more steps, more restarts or a larger eps beyond noise (``fail``); a
   step or restart sweep still falling past the evaluated attack's count is a ``warn``
@@ -55,6 +59,7 @@ from art_denoise.attacks.backends.base import (
 )
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.evaluation.report import AttackResult, Check, ModelReport
+from art_denoise.evaluation.results import CONVERGENCE_THRESHOLD, ThreatModelResult
 from art_denoise.evaluation.sweeps import Sweep
 
 __all__ = [
@@ -65,6 +70,7 @@ __all__ = [
     "Check",
     "check_autoattack",
     "check_backend_spread",
+    "check_convergence",
     "check_deterministic",
     "check_gradients",
     "check_large_eps",
@@ -342,10 +348,12 @@ def check_sweep(sweep: Sweep, n: int) -> Check:
 
 
 def check_backend_spread(results: Sequence[AttackResult]) -> Check:
-    """``warn`` when backends running the same attack differ by more than 2 points."""
+    """``warn`` when backends running the same bounded attack differ by more than 2 points
+    (an unbounded minimal-norm attack has no robust accuracy to compare)."""
     groups: dict[str, list[AttackResult]] = {}
     for r in results:
-        groups.setdefault(r.key, []).append(r)
+        if r.eps is not None:
+            groups.setdefault(r.key, []).append(r)
     shared = {k: v for k, v in groups.items() if len({r.backend for r in v}) > 1}
     if not shared:
         return Check("backend-spread", "skip", "each attack ran through one backend only")
@@ -359,6 +367,31 @@ def check_backend_spread(results: Sequence[AttackResult]) -> Check:
     if spread[key] > MAX_BACKEND_SPREAD:
         return Check("backend-spread", "warn", f"backends disagree by over 2 points: {line}")
     return Check("backend-spread", "pass", line)
+
+
+def check_convergence(
+    threat_models: Sequence[ThreatModelResult], threshold: float = CONVERGENCE_THRESHOLD
+) -> Check:
+    """``warn`` when, within a threat model and in run order, a later attack lowers the
+    running worst case by more than ``threshold`` (1.5 points) after an iterative attack
+    ran: the earlier attacks had not converged
+    (:meth:`~art_denoise.evaluation.results.ThreatModelResult.unconverged`)."""
+    if not threat_models:
+        return Check("attacks-converged", "skip", "no bounded attack")
+    found = [(t, a, before, after) for t in threat_models for a, before, after in t.unconverged()]
+    if not found:
+        return Check(
+            "attacks-converged",
+            "pass",
+            f"no later attack lowered a worst case by over {threshold * 100:g} points "
+            f"({', '.join(f'{t.label}: {len(t.attacks)} attacks' for t in threat_models)})",
+        )
+    parts = "; ".join(
+        f"{t.label}: {a} lowered {_pct(before)} to {_pct(after)} "
+        f"({(before - after) * 100:.1f} points)"
+        for t, a, before, after in found
+    )
+    return Check("attacks-converged", "warn", f"the earlier attacks had not converged: {parts}")
 
 
 # ------------------------------------------------------------------ measurements
@@ -393,10 +426,13 @@ def _input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
     return torch.zeros_like(x) if grad is None else grad
 
 
-def _white_box(results: Sequence[AttackResult]) -> dict[Budget, float]:
-    """Per (norm, eps): the lowest untargeted accuracy over every attack and backend."""
+def _white_box(report: ModelReport) -> dict[Budget, float]:
+    """Per (norm, eps): the worst case over every attack and backend (the lowest
+    untargeted accuracy in a report without per-example outcomes)."""
+    if report.threat_models:
+        return {(t.norm, t.eps): t.robust_accuracy for t in report.threat_models}
     out: dict[Budget, float] = {}
-    for r in results:
+    for r in report.results:
         if r.eps is None or r.targeted:
             continue
         b = (r.norm, r.eps)
@@ -506,7 +542,7 @@ def run_checks(
             num_classes = int(first.shape[1])
             checks.append(check_large_eps(attack(large), num_classes, ns))
 
-        white_box = _white_box(report.results)
+        white_box = _white_box(report)
         noise = {
             b: _accuracy(model, random_noise(x, b[0], b[1], seed), y, clean) for b in white_box
         }
@@ -524,5 +560,6 @@ def run_checks(
         checks.append(check_transfer(white_box, transfer, noise, n_all))
         checks.append(check_autoattack(report.results))
         checks.append(check_backend_spread(report.results))
+        checks.append(check_convergence(report.threat_models))
         checks += [check_sweep(sw, n_all) for sw in report.sweeps]
     return checks

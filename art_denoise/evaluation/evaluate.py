@@ -1,7 +1,8 @@
-"""``evaluate``: one threat model, several attacks, several backends, one report."""
+"""``evaluate``: several attacks, several backends, one worst case per threat model, one report."""
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 import warnings
@@ -15,11 +16,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_denoise._torch import attack_guard, random_targets, rng_preserved
+from art_denoise._torch import perturbation_norms, random_targets
 from art_denoise._validation import as_labels
 from art_denoise.attacks.backends import AttackBackend
 from art_denoise.attacks.backends.base import infer_num_classes
-from art_denoise.attacks.eot import is_randomized
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.evaluation.checks import run_checks
 from art_denoise.evaluation.metrics import (
@@ -28,10 +28,13 @@ from art_denoise.evaluation.metrics import (
     max_perturbation,
     predict,
 )
-from art_denoise.evaluation.plan import EvaluationPlan, plan_evaluation
+from art_denoise.evaluation.plan import EvaluationPlan, _randomized, plan_evaluation
 from art_denoise.evaluation.report import AttackResult, ModelReport, Report
+from art_denoise.evaluation.results import mask_to_str
 from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
+from art_denoise.evaluation.suite import DefaultSuite, RoutedAttack
 from art_denoise.evaluation.sweeps import SweepSpec, run_sweep
+from art_denoise.evaluation.worst_case import mixed_accuracy, threat_models
 
 __all__ = [
     "EvaluationPlan",
@@ -46,12 +49,6 @@ __all__ = [
 def draw_targets(y: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
     """Random target labels different from ``y``, reproducible for a given ``seed``."""
     return random_targets(y, num_classes, torch.Generator().manual_seed(seed))
-
-
-def _randomized(model: nn.Module, x: torch.Tensor) -> bool:
-    """Whether two identical eval-mode calls on a few images differ (RNG state kept)."""
-    with rng_preserved(), attack_guard(model):
-        return is_randomized(model, x[:8])
 
 
 def environment(device: torch.device | str) -> dict[str, Any]:
@@ -79,9 +76,12 @@ def evaluate(
     x: np.ndarray | torch.Tensor,
     y: np.ndarray | torch.Tensor,
     *,
-    attacks: Sequence[AttackSpec],
-    extra_attacks: Mapping[str, Sequence[AttackSpec]] | None = None,
-    backends: Sequence[str | AttackBackend] = ("art",),
+    attacks: Sequence[AttackSpec | RoutedAttack] | None = None,
+    eps: float | Sequence[float] | None = None,
+    norm: str = "inf",
+    suite: DefaultSuite | None = None,
+    extra_attacks: Mapping[str, Sequence[AttackSpec | RoutedAttack]] | None = None,
+    backends: Sequence[str | AttackBackend] | None = None,
     defenses: Mapping[str, str] | None = None,
     dataset: str = "custom",
     split: str = "test",
@@ -95,18 +95,36 @@ def evaluate(
     skip_unsupported: bool = False,
     rp2: RP2Evaluation | None = None,
 ) -> Report:
-    """Attack each model with each spec through each backend and collect a :class:`Report`.
+    """Attack each model with each spec through its backends and collect a :class:`Report`.
+
+    The report's headline is one worst case per threat model (norm, eps): an image counts
+    as robust only if every attack at that budget, through every backend, failed on it
+    (``ModelReport.threat_models``). A model is "verified" only if a parameter-free attack
+    (APGD, AutoAttack; with EOT for a randomised model) is part of every worst case and
+    every check passes (``ModelReport.status``).
 
     Args:
         model: a module returning (B, classes) logits for [0, 1] inputs, or a mapping
             name -> module to evaluate several models on the same data.
         x: images (B, C, H, W) in [0, 1].
         y: integer labels (B,) or one-hot (B, classes).
-        attacks: the attack specs; every hyperparameter is taken from them.
+        attacks: the attack specs, run as given; every hyperparameter is taken from them.
+            A :class:`~art_denoise.evaluation.suite.RoutedAttack` names its own backends.
+            ``None`` runs the default attacks at each ``eps``
+            (:func:`~art_denoise.evaluation.suite.default_attacks`: PGD through every
+            backend, APGD-CE and APGD-T through ``native``, and for a randomised model
+            APGD-CE and APGD-DLR with EOT-20).
+        eps: the budget(s) of the default attacks; required without ``attacks``, refused
+            with them.
+        norm: the norm of the default attacks, ``"inf"`` or ``"2"``.
+        suite: the default attacks' settings (steps, EOT draws, AutoAttack, ...);
+            ``None`` is :class:`~art_denoise.evaluation.suite.DefaultSuite` ().
         extra_attacks: model name -> more specs run on that model only (e.g. the EOT
             versions of the attacks for the randomised models).
-        backends: backend names (``"art"``, and installed plugins such as
-            ``"torchattacks"``, ``"foolbox"``) or :class:`AttackBackend` instances.
+        backends: backend names (``"art"``, ``"native"``, and installed plugins such as
+            ``"torchattacks"``, ``"foolbox"``) or :class:`AttackBackend` instances; ``None``
+            (the default) uses every installed backend, skipping those that cannot
+            express an attack.
         defenses: model name -> short description of its defense (default ``"none"``).
         dataset, split: recorded in the report.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; models and data are moved there.
@@ -121,13 +139,16 @@ def evaluate(
         sweeps: :class:`~art_denoise.evaluation.sweeps.SweepSpec` s (steps, eps, restarts)
             run on every model around its first untargeted PGD attack (the EOT version
             for a model that has one); the step and restart sweeps run in one pass.
-        all_or_nothing: run the attacks as one sequence (the CAAD criterion): each
-            (attack, backend) runs only on the images every earlier one failed on, and its
-            ``robust_accuracy`` is the fraction still standing after it (cumulative).
-            Faster, and the report says so. By default every attack runs on every image.
-        skip_unsupported: skip the (attack, backend) pairs a backend cannot express (e.g.
-            AutoAttack in foolbox), listing them in ``report.skipped``; an attack no
-            backend can run still raises.
+        all_or_nothing: run the attacks all-or-nothing within each threat model (the CAAD
+            criterion): each (attack, backend) runs only on the images every earlier one at
+            its (norm, eps) failed on, and its ``robust_accuracy`` is the fraction still
+            standing there after it (cumulative). The worst cases are the same as by
+            default; faster, and the report says so. An unbounded DeepFool runs on the
+            images correctly classified clean.
+        skip_unsupported: skip the (attack, backend) pairs a backend of ``backends``
+            cannot express (e.g. AutoAttack in foolbox), listing them in
+            ``report.skipped``; an attack no backend can run, or one routed to a backend
+            that refuses it, still raises.
         rp2: run RP2 stickers (:class:`RP2Evaluation`) on every model: targeted success per
             target class, average, worst and L2 dissimilarity (BlurNet's table).
 
@@ -135,10 +156,17 @@ def evaluate(
         The report; ``report.save(out_dir)`` writes it.
 
     Raises:
-        ValueError / TypeError: bad data, an unknown backend, or an attack a backend
-            cannot express (checked before any attack runs).
+        ValueError / TypeError: bad data, an unknown backend, ``attacks`` and ``eps``
+            both given or both missing, or an attack a backend cannot express (checked
+            before any attack runs).
+
+    Warns:
+        RuntimeWarning: a randomised model attacked without EOT; a later attack lowering
+            a threat model's worst case by more than 1.5 points (the earlier attacks had
+            not converged).
 
     Example:
+        >>> report = evaluate(model, x, y, eps=[0.1, 0.2])  # doctest: +SKIP
         >>> report = evaluate(model, x, y, attacks=[AttackSpec(attack="fgsm", eps=0.1)],
         ...                   backends=["art"])  # doctest: +SKIP
     """
@@ -146,6 +174,9 @@ def evaluate(
         model,
         x,
         attacks=attacks,
+        eps=eps,
+        norm=norm,
+        suite=suite,
         extra_attacks=extra_attacks,
         backends=backends,
         defenses=defenses,
@@ -167,7 +198,7 @@ def evaluate(
     try:
         reports = []
         # a plain loop, not a comprehension (a frame of its own in Python 3.11): the
-        # randomisation warning of evaluate_model points at evaluate's caller
+        # warnings of evaluate_model point at evaluate's caller
         for name, m in plan.models.items():
             reports.append(evaluate_model(plan, name, m, y, bar=bar, transfer_cache=transfer_cache))
     finally:
@@ -184,7 +215,7 @@ def evaluate_model(
     bar: tqdm | None = None,
     transfer_cache: dict[AttackSpec, torch.Tensor] | None = None,
 ) -> ModelReport:
-    """Evaluate one model under ``plan``: its attacks, sweeps, RP2 and checks.
+    """Evaluate one model under ``plan``: its attacks, worst cases, sweeps, RP2 and checks.
 
     Args:
         plan: the checked evaluation (:func:`~art_denoise.evaluation.plan.plan_evaluation`).
@@ -202,7 +233,10 @@ def evaluate_model(
     num_classes = infer_num_classes(model, plan.x)
     yt = as_labels(y, n=len(plan.x), num_classes=num_classes).to(plan.device)
     specs = plan.model_specs(name)
-    if not any(s.eot_samples > 1 for s in specs) and _randomized(model, plan.x):
+    randomized = plan.randomized.get(name)
+    if randomized is None:  # a plan built by hand
+        randomized = _randomized(model, plan.x)
+    if randomized and not any(s.eot_samples > 1 for s in specs):
         warnings.warn(
             f"model {name!r} gives different outputs for identical inputs: it is "
             "randomised, and attacks without Expectation over Transformation "
@@ -215,18 +249,27 @@ def evaluate_model(
         name=name,
         defense=plan.defense(name),
         clean_accuracy=float(victim.clean_correct.float().mean()),
+        randomized=randomized,
     )
-    still_correct = victim.clean_correct.clone()
+    standing = _Standing(victim.clean_correct, specs) if plan.all_or_nothing else None
     for spec in specs:
         target = draw_targets(victim.y, victim.num_classes, plan.seed) if spec.targeted else None
-        for engine in plan.engines:
+        for engine in plan.backends_for(spec):
             if (spec, engine.name) not in plan.skipped:
                 bar.set_postfix_str(f"{name} {spec.key} {engine.name}")
-                report.results.append(
-                    _attack(plan, model, victim, spec, engine, target, still_correct)
-                )
+                report.results.append(_attack(plan, model, victim, spec, engine, target, standing))
             bar.update(1)
-    report.all_or_nothing_accuracy = float(still_correct.float().mean())
+    report.threat_models = threat_models(report.results)
+    report.all_or_nothing_accuracy = mixed_accuracy(report.results)
+    for t in report.threat_models:
+        for attack, before, after in t.unconverged():
+            warnings.warn(
+                f"model {name!r}, {t.label}: {attack} lowered the worst case from "
+                f"{before:.1%} to {after:.1%} ({(before - after) * 100:.1f} points): the "
+                "earlier attacks had not converged",
+                RuntimeWarning,
+                stacklevel=3,  # the caller of evaluate
+            )
     _extras(plan, name, model, victim, report, specs, bar, transfer_cache)
     return report
 
@@ -247,6 +290,39 @@ def _victim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int
     return _Victim(y, num_classes, clean_pred, clean_pred == y)
 
 
+class _Standing:
+    """All-or-nothing: per threat model (norm, eps), the images no attack there broke."""
+
+    def __init__(self, clean_correct: torch.Tensor, specs: Sequence[AttackSpec]) -> None:
+        self.clean = clean_correct
+        self.masks = {
+            (s.norm, float(s.eps)): clean_correct.clone() for s in specs if s.eps is not None
+        }
+
+    def images(self, spec: AttackSpec) -> torch.Tensor:
+        """The images ``spec`` runs on: those standing in its threat model (an unbounded
+        attack: those correctly classified clean)."""
+        mask = self.clean if spec.eps is None else self.masks[(spec.norm, float(spec.eps))]
+        return mask.nonzero().flatten()
+
+    def update(self, spec: AttackSpec, correct: torch.Tensor, norms: torch.Tensor | None) -> None:
+        """Drop the images the attack broke: in its threat model, or, for an unbounded
+        minimal-norm attack, in every threat model of its norm whose eps it stayed within."""
+        if spec.eps is not None:
+            self.masks[(spec.norm, float(spec.eps))] &= correct
+            return
+        if norms is None:
+            return
+        for (norm, eps), mask in self.masks.items():
+            if norm == spec.norm:
+                mask &= ~(norms <= eps)
+
+    def standing(self, spec: AttackSpec) -> torch.Tensor:
+        """The images standing in the threat model of bounded ``spec``."""
+        assert spec.eps is not None  # only a bounded attack has a threat model
+        return self.masks[(spec.norm, float(spec.eps))]
+
+
 def _attack(
     plan: EvaluationPlan,
     model: nn.Module,
@@ -254,16 +330,14 @@ def _attack(
     spec: AttackSpec,
     engine: AttackBackend,
     target: torch.Tensor | None,
-    still_correct: torch.Tensor,
+    standing: _Standing | None,
 ) -> AttackResult:
-    """Run one (attack, backend) pair; ``still_correct`` loses the images it fooled."""
+    """Run one (attack, backend) pair; ``standing`` (all-or-nothing) loses the images it
+    broke."""
     xt, yt, clean_correct = plan.x, victim.y, victim.clean_correct
     labels = target if target is not None else yt
-    # all-or-nothing: only the images every earlier attack failed on
     idx = (
-        still_correct.nonzero().flatten()
-        if plan.all_or_nothing
-        else torch.arange(len(xt), device=plan.device)
+        standing.images(spec) if standing is not None else torch.arange(len(xt), device=plan.device)
     )
     start = time.perf_counter()
     x_adv = engine.run(model, xt[idx], labels[idx], spec, seed=plan.seed)
@@ -273,9 +347,17 @@ def _attack(
     # to it (ART's DeepFool pushes such images into the true class).
     correct = torch.zeros_like(clean_correct)
     correct[idx] = (adv_pred == yt[idx]) & clean_correct[idx]
-    still_correct &= correct
-    if plan.all_or_nothing:
-        correct = still_correct.clone()
+    unbounded = spec.eps is None and spec.minimal_norm
+    norms = (
+        _needed_norms(xt[idx], x_adv, idx, spec.norm, correct, clean_correct) if unbounded else None
+    )
+    sequential = standing is not None and spec.eps is not None
+    if standing is not None:
+        standing.update(spec, correct, norms)
+        if sequential:
+            correct = standing.standing(spec).clone()
+    adversarial = victim.clean_pred != yt  # an image not attacked keeps its clean prediction
+    adversarial[idx] = adv_pred != yt[idx]
     return AttackResult(
         attack=spec.name,
         backend=engine.name,
@@ -286,7 +368,7 @@ def _attack(
         random_start=spec.random_start,
         restarts=spec.restarts,
         targeted=spec.targeted,
-        robust_accuracy=float(correct.float().mean()),
+        robust_accuracy=int(correct.sum()) / len(correct),  # exact: as the worst cases
         attack_success_rate=attack_success_rate(
             victim.clean_pred[idx], adv_pred, yt[idx], None if target is None else target[idx]
         ),
@@ -295,8 +377,31 @@ def _attack(
         seconds=seconds,
         eot_samples=spec.eot_samples,
         n_attacked=len(idx),
-        sequential=plan.all_or_nothing,
+        sequential=sequential,
+        robust_examples=mask_to_str(correct.tolist()),
+        adversarial=mask_to_str(adversarial.tolist()) if unbounded else None,
+        perturbation_norms=None if norms is None else _norm_tuple(norms),
     )
+
+
+def _needed_norms(
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    idx: torch.Tensor,
+    norm: str,
+    correct: torch.Tensor,
+    clean_correct: torch.Tensor,
+) -> torch.Tensor:
+    """Per image of the evaluation: ``||x_adv - x||_norm`` where the image was correctly
+    classified clean and the attack broke it, NaN elsewhere (float64)."""
+    out = torch.full((len(clean_correct),), float("nan"), dtype=torch.float64, device=idx.device)
+    out[idx] = perturbation_norms(x_adv - x, norm).to(out.device)
+    return out.where(clean_correct & ~correct, torch.full_like(out, float("nan")))
+
+
+def _norm_tuple(norms: torch.Tensor) -> tuple[float | None, ...]:
+    """NaN -> ``None`` (JSON has no NaN)."""
+    return tuple(None if math.isnan(v) else v for v in norms.tolist())
 
 
 def _extras(

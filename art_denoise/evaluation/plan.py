@@ -1,27 +1,40 @@
 """Planning an evaluation: every argument of ``evaluate`` checked before any attack runs.
 
 :func:`plan_evaluation` validates the models, attack specs, backends, sweeps and options,
-resolves the backends and the device, and returns an :class:`EvaluationPlan` that the
-per-model work of :func:`~art_denoise.evaluation.evaluate.evaluate` reads.
+detects the randomised models, chooses the attacks (the user's, or the default suite of
+:mod:`~art_denoise.evaluation.suite`), resolves which backends run each attack (its
+route) and the device, and returns an :class:`EvaluationPlan` that the per-model work of
+:func:`~art_denoise.evaluation.evaluate.evaluate` reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from art_denoise._torch import resolve_device
+from art_denoise._torch import attack_guard, model_device, resolve_device, rng_preserved
 from art_denoise._validation import as_float_images, check_positive_int
-from art_denoise.attacks.backends import AttackBackend, UnsupportedAttackError, get_backend
-from art_denoise.attacks.spec import AttackSpec
+from art_denoise.attacks.backends import (
+    AttackBackend,
+    UnsupportedAttackError,
+    available_backends,
+    get_backend,
+)
+from art_denoise.attacks.eot import is_randomized
+from art_denoise.attacks.spec import AttackSpec, normalize_norm
 from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
+from art_denoise.evaluation.suite import DefaultSuite, RoutedAttack
 from art_denoise.evaluation.sweeps import SweepSpec
 
 __all__ = ["EvaluationPlan", "plan_evaluation"]
+
+#: What ``attacks`` may hold: a spec run through the evaluation's backends, or a spec
+#: with its own backends.
+Attack = AttackSpec | RoutedAttack
 
 
 @dataclass(frozen=True)
@@ -31,8 +44,10 @@ class EvaluationPlan:
     Args:
         models: name -> module, in evaluation order.
         specs: the attacks run on every model.
-        extra: model name -> attacks run on that model only.
-        engines: the resolved backends, in the order given.
+        extra: model name -> attacks run on that model only (the default suite's EOT
+            attacks of a randomised model go here).
+        engines: the resolved backends: the evaluation's own first (the checks and
+            sweeps use ``engines[0]``), then the ones only some attacks are routed to.
         skipped: (spec, backend name) -> why that backend cannot run that spec.
         sweeps: the sweeps run on every model.
         sweep_bases: model name -> its default sweep attack (``None`` when it has none,
@@ -45,8 +60,11 @@ class EvaluationPlan:
         seed: seeds every attack call and the target labels.
         checks: run the sanity checks on every model.
         reference_model: the undefended model of the transfer check, or ``None``.
-        all_or_nothing: run the attacks as one all-or-nothing sequence.
+        all_or_nothing: run the attacks all-or-nothing within each threat model.
         rp2: the RP2 sticker evaluation, or ``None``.
+        routes: spec -> the backends that run it, in order (``engines`` when absent);
+            skipped pairs included.
+        randomized: model name -> two identical calls of it differ.
     """
 
     models: Mapping[str, nn.Module]
@@ -66,10 +84,16 @@ class EvaluationPlan:
     reference_model: nn.Module | None
     all_or_nothing: bool
     rp2: RP2Evaluation | None
+    routes: Mapping[AttackSpec, tuple[AttackBackend, ...]] = field(default_factory=dict)
+    randomized: Mapping[str, bool] = field(default_factory=dict)
 
     def model_specs(self, name: str) -> list[AttackSpec]:
         """The attacks run on model ``name``: the shared ones, then its extra ones."""
         return list(self.specs) + self.extra.get(name, [])
+
+    def backends_for(self, spec: AttackSpec) -> tuple[AttackBackend, ...]:
+        """The backends that run ``spec``, in order (skipped pairs included)."""
+        return self.routes.get(spec, self.engines)
 
     def defense(self, name: str) -> str:
         """The defense recorded for model ``name`` (default ``"none"``)."""
@@ -78,17 +102,28 @@ class EvaluationPlan:
     @property
     def total_runs(self) -> int:
         """(attack, backend) runs over all models, skipped ones included (the progress bar)."""
-        per_backend = len(self.models) * len(self.specs) + sum(len(v) for v in self.extra.values())
-        return per_backend * len(self.engines)
+        return sum(
+            len(self.backends_for(s)) for name in self.models for s in self.model_specs(name)
+        )
+
+
+def _randomized(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether two identical eval-mode calls on a few images differ (RNG state kept; the
+    model stays where it is)."""
+    with rng_preserved(), attack_guard(model):
+        return is_randomized(model, x[:8].to(model_device(model, x.device)))
 
 
 def plan_evaluation(
     model: nn.Module | Mapping[str, nn.Module],
     x: np.ndarray | torch.Tensor,
     *,
-    attacks: Sequence[AttackSpec],
-    extra_attacks: Mapping[str, Sequence[AttackSpec]] | None = None,
-    backends: Sequence[str | AttackBackend] = ("art",),
+    attacks: Sequence[Attack] | None = None,
+    eps: float | Sequence[float] | None = None,
+    norm: str = "inf",
+    suite: DefaultSuite | None = None,
+    extra_attacks: Mapping[str, Sequence[Attack]] | None = None,
+    backends: Sequence[str | AttackBackend] | None = None,
     defenses: Mapping[str, str] | None = None,
     dataset: str = "custom",
     split: str = "test",
@@ -102,21 +137,22 @@ def plan_evaluation(
     rp2: RP2Evaluation | None = None,
 ) -> EvaluationPlan:
     """Check every argument of :func:`~art_denoise.evaluation.evaluate.evaluate` (but the
-    labels, checked per model against its number of classes) and resolve the backends,
-    the device and the sweeps' attacks. The arguments mean what they mean there.
+    labels, checked per model against its number of classes), detect the randomised
+    models, choose the attacks and resolve their backends, the device and the sweeps'
+    attacks. The arguments mean what they mean there.
 
     Returns:
         The plan; nothing has been attacked, and no model moved.
 
     Raises:
-        ValueError / TypeError: bad data, an unknown backend, or an attack a backend
-            cannot express.
+        ValueError / TypeError: bad data, an unknown backend, ``attacks`` and ``eps``
+            both given or both missing, or an attack a backend cannot express.
     """
     models = _check_models(model)
-    specs, extra = _check_attacks(attacks, extra_attacks, models)
-    engines, skipped = _resolve_backends(
-        backends, [*specs, *(s for v in extra.values() for s in v)], skip_unsupported
-    )
+    dev = resolve_device(device)
+    xt = as_float_images(x).to(dev)
+    if len(xt) == 0:
+        raise ValueError("x holds no images")
     sweep_specs = _check_options(
         sweeps=sweeps,
         all_or_nothing=all_or_nothing,
@@ -126,11 +162,24 @@ def plan_evaluation(
         checks=checks,
         reference_model=reference_model,
     )
+    norm = normalize_norm(norm)
+    shared, extra_items = _check_attacks(
+        attacks, extra_attacks, models, eps=eps, norm=norm, suite=suite
+    )
+    randomized = {name: _randomized(m, xt) for name, m in models.items()}
+    if eps is not None and attacks is None:
+        # a randomised model also gets the suite's EOT attacks (AutoAttack's "rand" version)
+        every = (suite or DefaultSuite()).attacks(eps, norm=norm, randomized=True)
+        eot = [a for a in every if a not in shared]
+        for name in models:
+            if randomized[name]:
+                extra_items[name] = eot + extra_items.get(name, [])
+    engines, routes, skipped = _resolve_routes(
+        backends, [*shared, *(a for v in extra_items.values() for a in v)], skip_unsupported
+    )
+    specs = [a.spec for a in shared]
+    extra = {k: [a.spec for a in v] for k, v in extra_items.items()}
     sweep_bases = _sweep_bases(models, specs, extra, sweep_specs)
-    dev = resolve_device(device)
-    xt = as_float_images(x).to(dev)
-    if len(xt) == 0:
-        raise ValueError("x holds no images")
     return EvaluationPlan(
         models=models,
         specs=tuple(specs),
@@ -149,6 +198,8 @@ def plan_evaluation(
         reference_model=reference_model,
         all_or_nothing=all_or_nothing,
         rp2=rp2,
+        routes=routes,
+        randomized=randomized,
     )
 
 
@@ -163,55 +214,133 @@ def _check_models(model: nn.Module | Mapping[str, nn.Module]) -> dict[str, nn.Mo
     return models
 
 
+def _routed(items: Sequence[Attack], what: str) -> list[RoutedAttack]:
+    """Every item as a :class:`RoutedAttack` (a bare spec runs through every backend)."""
+    out = []
+    for s in items:
+        if isinstance(s, AttackSpec):
+            out.append(RoutedAttack(s))
+        elif isinstance(s, RoutedAttack):
+            out.append(s)
+        else:
+            raise TypeError(
+                f"{what} must be AttackSpec or RoutedAttack instances, got {type(s).__name__}"
+            )
+    return out
+
+
 def _check_attacks(
-    attacks: Sequence[AttackSpec],
-    extra_attacks: Mapping[str, Sequence[AttackSpec]] | None,
+    attacks: Sequence[Attack] | None,
+    extra_attacks: Mapping[str, Sequence[Attack]] | None,
     models: Mapping[str, nn.Module],
-) -> tuple[list[AttackSpec], dict[str, list[AttackSpec]]]:
-    """The shared specs and the per-model extra ones, every one an :class:`AttackSpec`."""
-    specs = list(attacks)
-    if not specs:
-        raise ValueError("attacks must name at least one AttackSpec")
-    extra = {k: list(v) for k, v in (extra_attacks or {}).items()}
+    *,
+    eps: float | Sequence[float] | None,
+    norm: str,
+    suite: DefaultSuite | None,
+) -> tuple[list[RoutedAttack], dict[str, list[RoutedAttack]]]:
+    """The shared attacks (the user's, or the default suite's without its EOT attacks)
+    and the per-model extra ones."""
+    if suite is not None and not isinstance(suite, DefaultSuite):
+        raise TypeError(f"suite must be a DefaultSuite or None, got {type(suite).__name__}")
+    if attacks is None:
+        if eps is None:
+            raise ValueError(
+                "give eps (the default attacks: PGD, APGD-CE and APGD-T at each eps) or an "
+                "explicit attacks=[AttackSpec(...), ...]"
+            )
+        shared = (suite or DefaultSuite()).attacks(eps, norm=norm, randomized=False)
+    else:
+        if eps is not None or suite is not None:
+            raise ValueError(
+                "eps and suite choose the default attacks; with attacks=... every "
+                f"AttackSpec carries its own eps (got eps={eps!r}, suite={suite!r})"
+            )
+        if isinstance(attacks, (AttackSpec, RoutedAttack)):
+            raise TypeError("attacks must be a list of AttackSpec, not a single one")
+        shared = _routed(list(attacks), "attacks")
+        if not shared:
+            raise ValueError("attacks must name at least one AttackSpec")
+    extra = {k: _routed(list(v), "extra_attacks") for k, v in (extra_attacks or {}).items()}
     unknown = sorted(set(extra) - set(models))
     if unknown:
         raise ValueError(
             f"extra_attacks names unknown model(s) {unknown}; models are {sorted(models)}"
         )
-    for s in [*specs, *(s for v in extra.values() for s in v)]:
-        if not isinstance(s, AttackSpec):
-            raise TypeError(f"attacks must be AttackSpec instances, got {type(s).__name__}")
-    return specs, extra
+    return shared, extra
 
 
-def _resolve_backends(
-    backends: Sequence[str | AttackBackend],
-    specs: Sequence[AttackSpec],
+def _selected(backends: Sequence[str | AttackBackend] | None) -> list[AttackBackend]:
+    """The evaluation's own backends (``None``: every installed one), one instance each."""
+    names: Sequence[str | AttackBackend] = available_backends() if backends is None else backends
+    if isinstance(names, (str, AttackBackend)):
+        names = [names]
+    if not names:
+        raise ValueError("backends must name at least one backend")
+    out: dict[str, AttackBackend] = {}
+    for b in names:
+        engine = b if isinstance(b, AttackBackend) else get_backend(b)
+        out.setdefault(engine.name, engine)
+    return list(out.values())
+
+
+def _named_backend(pool: dict[str, AttackBackend], name: str, spec: AttackSpec) -> AttackBackend:
+    """The backend ``name`` from ``pool``, added to it on first use."""
+    if name not in pool:
+        try:
+            pool[name] = get_backend(name)
+        except ValueError as err:
+            raise ValueError(
+                f"{spec.key} runs through backend {name!r}, which is not installed: {err} "
+                "(or pass attacks=[...] to choose the attacks yourself)"
+            ) from err
+    return pool[name]
+
+
+def _resolve_routes(
+    backends: Sequence[str | AttackBackend] | None,
+    items: Sequence[RoutedAttack],
     skip_unsupported: bool,
-) -> tuple[list[AttackBackend], dict[tuple[AttackSpec, str], str]]:
-    """The backends, and the (spec, backend) pairs skipped because the backend refuses.
+) -> tuple[
+    list[AttackBackend],
+    dict[AttackSpec, tuple[AttackBackend, ...]],
+    dict[tuple[AttackSpec, str], str],
+]:
+    """The backends, the route of every spec, and the (spec, backend) pairs skipped
+    because the backend refuses.
+
+    A spec without backends of its own runs through every backend of the evaluation; one
+    refusing it is skipped with ``skip_unsupported`` or when ``backends`` is ``None``
+    (every installed backend). A spec routed to named backends must run on each.
 
     Raises:
-        UnsupportedAttackError: a backend refuses a spec and ``skip_unsupported`` is off,
-            or every backend refuses it.
+        UnsupportedAttackError: a backend refuses a spec it must run, or every backend
+            refuses it.
+        ValueError: the same spec routed to different backends.
     """
-    if isinstance(backends, str):
-        backends = [backends]
-    if not backends:
-        raise ValueError("backends must name at least one backend")
-    engines = [b if isinstance(b, AttackBackend) else get_backend(b) for b in backends]
+    selected = _selected(backends)
+    pool = {e.name: e for e in selected}
+    routes: dict[AttackSpec, tuple[AttackBackend, ...]] = {}
     skipped: dict[tuple[AttackSpec, str], str] = {}
-    for s in specs:
+    for item in items:
+        if item.backends is None:
+            engines, may_skip = selected, skip_unsupported or backends is None
+        else:
+            engines = [_named_backend(pool, n, item.spec) for n in item.backends]
+            may_skip = False
+        route = tuple(engines)
+        if routes.get(item.spec, route) != route:
+            raise ValueError(f"{item.spec.key} is routed to two different sets of backends")
+        routes[item.spec] = route
         errors = {}
         for engine in engines:
             try:
-                engine.check(s)
+                engine.check(item.spec)
             except UnsupportedAttackError as err:
                 errors[engine.name] = str(err)
-        if errors and (not skip_unsupported or len(errors) == len(engines)):
+        if errors and (not may_skip or len(errors) == len(engines)):
             raise UnsupportedAttackError(next(iter(errors.values())))
-        skipped.update({(s, name): msg for name, msg in errors.items()})
-    return engines, skipped
+        skipped.update({(item.spec, name): msg for name, msg in errors.items()})
+    return list(pool.values()), routes, skipped
 
 
 def _check_options(

@@ -7,15 +7,23 @@ rendered by :mod:`art_denoise.evaluation.markdown`, the charts by
 ``report.json`` follows the schema ``"art-denoise/report/1"``::
 
     {"schema", "dataset": {"name", "split", "n_samples"},
-     "models": [{"name", "defense", "clean_accuracy",
+     "models": [{"name", "defense", "clean_accuracy", "randomized",
+                 "threat_models": [{"norm", "eps", "robust_accuracy", "attacks",
+                                    "running_accuracy", "own_accuracy", "parameter_free",
+                                    "eot", "robust_examples", "strongest"}],
+                 "status": "verified" | "unchecked" | "not verified (<reasons>)",
+                 "verified": bool | null,
                  "results": [{"attack", "backend", "norm", "eps", "step_size", "steps",
                               "random_start", "robust_accuracy", "attack_success_rate",
                               "l2_dissimilarity", "max_perturbation", "seconds",
-                              "eot_samples", "n_attacked", "sequential", ...}],
+                              "eot_samples", "n_attacked", "sequential",
+                              "robust_examples", "adversarial", "perturbation_norms",
+                              "norm_stats": {"q1", "median", "q3", "n_adversarial",
+                                             "n_not_adversarial",
+                                             "curve": {"eps", "robust_accuracy"}}, ...}],
                  "backend_spread": {"<attack>@<eps>": float},
                  "all_or_nothing_accuracy",
                  "checks": [{"name", "status", "detail"}],
-                 "verified": bool | null,
                  "sweeps": [{"kind", "attack", "backend", "values", "robust_accuracy",
                              "base", "seconds", "n_samples"}],
                  "rp2": {"per_target", "average", "worst", ...} | null}],
@@ -23,15 +31,30 @@ rendered by :mod:`art_denoise.evaluation.markdown`, the charts by
      "skipped": [{"attack", "backend", "reason"}],
      "environment": {"torch", "art", "torchattacks", "foolbox", "device"}}
 
-Accuracies are fractions in [0, 1]. Keys are only ever added, never renamed. ``"checks"``
-is empty and ``"verified"`` is ``null`` when the checks were not run (and in older files).
-With ``"all_or_nothing": true`` the attacks ran as one sequence, each on the images every
-earlier one failed on (``"n_attacked"``), and each ``robust_accuracy`` is cumulative.
+Accuracies are fractions in [0, 1]. Keys are only ever added, never renamed.
+
+The headline of a model is ``"threat_models"``: per (norm, eps), the per-example worst
+case over every attack and backend at that budget (an unbounded DeepFool of the same norm
+counts where its perturbation stayed within eps); ``"attacks"`` lists them
+(``"<attack>/<backend>"``) in run order with the worst case after each
+(``"running_accuracy"``). Per-example fields are strings with one character per image,
+``"1"`` where the image is still classified correctly (``"robust_examples"``) or where the
+output is misclassified (``"adversarial"``). An unbounded minimal-norm attack (DeepFool) has
+no robust accuracy of its own worth reading: ``"perturbation_norms"`` (``null`` where the
+image was misclassified clean or the output is not adversarial) and the derived
+``"norm_stats"`` (``"robust_accuracy"`` of its curve: accuracy within each eps).
+``"status"`` is ``"verified"`` only if a parameter-free attack (APGD or AutoAttack; with
+EOT for a ``"randomized"`` model) is part of every worst case and every check passed;
+``"verified"`` is ``true`` then, ``null`` for ``"unchecked"`` (no checks ran) and ``false``
+otherwise. ``"checks"`` is empty when the checks were not run (and in older files).
+``"all_or_nothing_accuracy"`` is deprecated: it mixes every budget and the unbounded attacks
+into one number. With ``"all_or_nothing": true`` the attacks ran all-or-nothing within each
+threat model, each on the images every earlier one at its budget failed on
+(``"n_attacked"``), and each bounded ``robust_accuracy`` is cumulative.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -45,11 +68,23 @@ from art_denoise.evaluation.results import (
     AttackResult,
     Check,
     ModelReport,
+    NormStats,
     ReportData,
+    ThreatModelResult,
 )
 from art_denoise.evaluation.sweeps import Sweep
+from art_denoise.evaluation.worst_case import threat_models
 
-__all__ = ["CHECK_STATUSES", "REPORT_SCHEMA", "AttackResult", "Check", "ModelReport", "Report"]
+__all__ = [
+    "CHECK_STATUSES",
+    "REPORT_SCHEMA",
+    "AttackResult",
+    "Check",
+    "ModelReport",
+    "NormStats",
+    "Report",
+    "ThreatModelResult",
+]
 
 REPORT_SCHEMA = "art-denoise/report/1"
 
@@ -77,22 +112,7 @@ class Report(ReportData):
         """Rebuild a report from :meth:`to_dict` output (e.g. a loaded report.json)."""
         if data.get("schema") != REPORT_SCHEMA:
             raise ValueError(f"not an {REPORT_SCHEMA} report: schema {data.get('schema')!r}")
-        names = {f.name for f in dataclasses.fields(AttackResult)}
-        models = [
-            ModelReport(
-                name=m["name"],
-                defense=m["defense"],
-                clean_accuracy=m["clean_accuracy"],
-                results=[
-                    AttackResult(**{k: v for k, v in r.items() if k in names}) for r in m["results"]
-                ],
-                all_or_nothing_accuracy=m["all_or_nothing_accuracy"],
-                checks=[Check.from_dict(c) for c in m.get("checks", [])],
-                sweeps=[Sweep.from_dict(sw) for sw in m.get("sweeps", [])],
-                rp2=m.get("rp2"),
-            )
-            for m in data["models"]
-        ]
+        models = [_model_from_dict(m) for m in data["models"]]
         return cls(
             dataset=data["dataset"],
             models=models,
@@ -107,9 +127,17 @@ class Report(ReportData):
         backends (with the backend spread) and the all-or-nothing accuracy."""
         return markdown.summary_table(self)
 
-    def to_markdown(self, chart: str | None = None, sweep_chart: str | None = None) -> str:
-        """The Markdown report; ``chart`` and ``sweep_chart`` are PNG file names to embed."""
-        return markdown.report_markdown(self, chart=chart, sweep_chart=sweep_chart)
+    def to_markdown(
+        self,
+        chart: str | None = None,
+        sweep_chart: str | None = None,
+        norm_chart: str | None = None,
+    ) -> str:
+        """The Markdown report; ``chart``, ``sweep_chart`` and ``norm_chart`` are PNG file
+        names to embed."""
+        return markdown.report_markdown(
+            self, chart=chart, sweep_chart=sweep_chart, norm_chart=norm_chart
+        )
 
     def _repr_markdown_(self) -> str:  # Jupyter
         return self.to_markdown()
@@ -124,9 +152,14 @@ class Report(ReportData):
         and one line per model (Xie et al. 2019, Fig. 6); ``None`` without sweeps."""
         return plot.plot_sweeps(self)
 
+    def plot_norms(self) -> Any:
+        """Robust accuracy against eps implied by the minimal-norm attacks' norms, one
+        panel per norm and one line per (model, attack, backend); ``None`` without them."""
+        return plot.plot_norm_curves(self)
+
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write ``report.json``, ``report.md``, ``robust_accuracy.png`` and, with sweeps,
-        ``sweeps.png`` into ``out_dir``.
+        ``sweeps.png``, with a minimal-norm attack ``norms.png``, into ``out_dir``.
 
         Every file is written atomically. Returns the directory.
         """
@@ -135,7 +168,11 @@ class Report(ReportData):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         text = self.to_json()  # fails on NaN before anything is written
-        figures = [("robust_accuracy.png", self.plot()), ("sweeps.png", self.plot_sweeps())]
+        figures = [
+            ("robust_accuracy.png", self.plot()),
+            ("sweeps.png", self.plot_sweeps()),
+            ("norms.png", self.plot_norms()),
+        ]
         for fname, fig in figures:
             if fig is None:
                 continue
@@ -146,7 +183,9 @@ class Report(ReportData):
                 plt.close(fig)
         atomic_write_text(
             out / "report.md",
-            self.to_markdown(chart="robust_accuracy.png", sweep_chart="sweeps.png"),
+            self.to_markdown(
+                chart="robust_accuracy.png", sweep_chart="sweeps.png", norm_chart="norms.png"
+            ),
         )
         atomic_write_text(out / "report.json", text)
         return out
@@ -158,3 +197,24 @@ class Report(ReportData):
         if p.is_dir():
             p = p / "report.json"
         return cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+
+
+def _model_from_dict(m: dict[str, Any]) -> ModelReport:
+    """One model of :meth:`Report.to_dict` (an older file: the worst cases are rebuilt
+    from the per-example outcomes where it has them)."""
+    results = [AttackResult.from_dict(r) for r in m["results"]]
+    tms = m.get("threat_models")
+    return ModelReport(
+        name=m["name"],
+        defense=m["defense"],
+        clean_accuracy=m["clean_accuracy"],
+        results=results,
+        all_or_nothing_accuracy=m["all_or_nothing_accuracy"],
+        checks=[Check.from_dict(c) for c in m.get("checks", [])],
+        sweeps=[Sweep.from_dict(sw) for sw in m.get("sweeps", [])],
+        rp2=m.get("rp2"),
+        threat_models=(
+            threat_models(results) if tms is None else [ThreatModelResult.from_dict(t) for t in tms]
+        ),
+        randomized=bool(m.get("randomized", False)),
+    )

@@ -134,10 +134,17 @@ def test_evaluate_records_eot_and_warns_without_it() -> None:
     x, y = torch.rand(6, 1, 8, 8), torch.arange(6)
     spec = AttackSpec(attack="fgsm", eps=0.05)
     with pytest.warns(RuntimeWarning, match="randomised"):
-        evaluate(model, x, y, attacks=[spec], progress=False)
+        evaluate(model, x, y, attacks=[spec], backends=["art"], progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        report = evaluate(model, x, y, attacks=[spec, spec.replace(eot_samples=4)], progress=False)
+        report = evaluate(
+            model,
+            x,
+            y,
+            attacks=[spec, spec.replace(eot_samples=4)],
+            backends=["art"],
+            progress=False,
+        )
     first, second = report.models[0].results
     assert (first.eot_samples, second.eot_samples) == (1, 4)
     assert second.attack == "fgsm-linf+eot4"

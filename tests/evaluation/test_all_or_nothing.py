@@ -34,10 +34,16 @@ def data(digits) -> tuple[torch.Tensor, torch.Tensor]:
 def test_sequence_equals_full_runs_and_attacks_only_survivors(digits_model, data) -> None:
     x, y = data
     kwargs = {"attacks": ATTACKS, "backends": ["art"], "progress": False, "checks": False}
-    full = evaluate(digits_model, x, y, **kwargs).models[0]
-    seq_report = evaluate(digits_model, x, y, all_or_nothing=True, **kwargs)
+    # the finer PGD breaks images the first one left (measured 2.5 points): a warning
+    with pytest.warns(RuntimeWarning, match="had not converged"):
+        full = evaluate(digits_model, x, y, **kwargs).models[0]
+    with pytest.warns(RuntimeWarning, match="had not converged"):
+        seq_report = evaluate(digits_model, x, y, all_or_nothing=True, **kwargs)
     seq = seq_report.models[0]
-    # same final number: an image counts only if every attack failed on it
+    # same worst case: an image counts only if every attack failed on it
+    (tm_full,), (tm_seq,) = full.threat_models, seq.threat_models
+    assert tm_seq.robust_examples == tm_full.robust_examples
+    assert tm_seq.robust_accuracy == pytest.approx(tm_full.robust_accuracy)
     assert seq.all_or_nothing_accuracy == pytest.approx(full.all_or_nothing_accuracy)
     # each later attack ran on exactly the images still standing
     clean_n = round(full.clean_accuracy * N)
@@ -45,7 +51,7 @@ def test_sequence_equals_full_runs_and_attacks_only_survivors(digits_model, data
     standing = [round(r.robust_accuracy * N) for r in seq.results]
     assert attacked == [clean_n, *standing[:-1]]
     assert all(b <= a for a, b in itertools.pairwise(standing))
-    assert seq.results[-1].robust_accuracy == pytest.approx(seq.all_or_nothing_accuracy)
+    assert seq.results[-1].robust_accuracy == pytest.approx(tm_seq.robust_accuracy)
     assert all(r.sequential for r in seq.results) and not any(r.sequential for r in full.results)
     # and the full run's per-attack numbers are never below the cumulative ones
     for f, s in zip(full.results, seq.results, strict=True):

@@ -65,6 +65,9 @@ def test_report_schema(report: Report) -> None:
         "name",
         "defense",
         "clean_accuracy",
+        "randomized",
+        "threat_models",
+        "status",
         "results",
         "backend_spread",
         "all_or_nothing_accuracy",
@@ -81,7 +84,14 @@ def test_report_schema(report: Report) -> None:
         assert 0 <= r["robust_accuracy"] <= m["clean_accuracy"] <= 1
         assert r["max_perturbation"] <= r["eps"] + 1e-6
     assert set(m["backend_spread"]) == {"fgsm-linf@0.1", "pgd-linf@0.1", "pgd-linf@0.2"}
+    # deprecated: the mixed number over every budget, still written
     assert m["all_or_nothing_accuracy"] <= min(r["robust_accuracy"] for r in m["results"])
+    # one worst case per threat model, never mixing budgets
+    assert [(t["norm"], t["eps"]) for t in m["threat_models"]] == [("inf", 0.1), ("inf", 0.2)]
+    assert m["threat_models"][0]["attacks"] == ["fgsm-linf/art", "pgd-linf/art"]
+    assert m["threat_models"][1]["attacks"] == ["pgd-linf/art"]
+    assert m["randomized"] is False
+    assert m["status"] == "not verified (PGD only)" and m["verified"] is False
 
 
 def test_numbers_match_a_hand_computation(report: Report, digits_model, digits) -> None:
@@ -127,9 +137,11 @@ def test_save_writes_three_files_and_round_trips(report: Report, tmp_path) -> No
     ]
     assert (out / "robust_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
-    assert "| model | defense | clean |" in md and "pgd-linf@0.2" in md
+    assert "| model | defense | clean | Linf 0.1 | Linf 0.2 | status |" in md
+    assert "### Worst case per threat model" in md and "| pgd-linf | art | 0.2 |" in md
     assert Report.load(out).to_dict() == report.to_dict()
-    assert "all-or-nothing" in report.summary_table()
+    summary = report.summary_table()
+    assert "Linf 0.2" in summary and "not verified (PGD only)" in summary
 
 
 def test_several_models_and_defense_names(digits_model, digits) -> None:
@@ -140,6 +152,7 @@ def test_several_models_and_defense_names(digits_model, digits) -> None:
         x_te[:40],
         y_te[:40],
         attacks=[FGSM],
+        backends=["art"],
         defenses={"trained": "none", "untrained": "random weights"},
         progress=False,
         device="cpu",
@@ -151,7 +164,15 @@ def test_several_models_and_defense_names(digits_model, digits) -> None:
 def test_targeted_attack_reports_target_success(digits_model, digits) -> None:
     _, _, x_te, y_te = digits
     spec = AttackSpec(attack="pgd", eps=0.3, step_size=0.03, steps=30, targeted=True)
-    rep = evaluate(digits_model, x_te[:60], y_te[:60], attacks=[spec], progress=False, device="cpu")
+    rep = evaluate(
+        digits_model,
+        x_te[:60],
+        y_te[:60],
+        attacks=[spec],
+        backends=["art"],
+        progress=False,
+        device="cpu",
+    )
     r = rep.models[0].results[0]
     assert r.targeted and r.attack_success_rate > 0.8
 
@@ -159,7 +180,15 @@ def test_targeted_attack_reports_target_success(digits_model, digits) -> None:
 def test_model_state_is_restored(digits_model, digits) -> None:
     _, _, x_te, y_te = digits
     digits_model.train()
-    evaluate(digits_model, x_te[:20], y_te[:20], attacks=[FGSM, PGD1], progress=False, device="cpu")
+    evaluate(
+        digits_model,
+        x_te[:20],
+        y_te[:20],
+        attacks=[FGSM, PGD1],
+        backends=["art"],
+        progress=False,
+        device="cpu",
+    )
     assert all(m.training for m in digits_model.modules())
     assert all(p.grad is None and p.requires_grad for p in digits_model.parameters())
 
