@@ -166,7 +166,9 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
 
         Raises:
             RuntimeError: not fitted yet.
-            ValueError: ``x`` is not (B, *input_shape).
+            ValueError: ``x`` is not (B, *input_shape), holds NaN or inf, or has values
+                outside ``clip_values`` (beyond a rounding tolerance of 1e-6 of the range).
+            TypeError: ``x`` is not of a floating dtype (integer images are not scaled).
         """
         if not self.is_fitted:
             raise RuntimeError(
@@ -176,6 +178,7 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         if x.ndim != 4 or tuple(x.shape[1:]) != shape:
             hint = " (channels-last data? transpose to NCHW)" if x.shape[-1] == shape[0] else ""
             raise ValueError(f"x must have shape (B, *{shape}), got {tuple(x.shape)}{hint}")
+        self._check_values(x)
         model = self.model.eval()
         model.noise = bool(self.inference_noise)
         model.sigma = self._sigma()
@@ -184,6 +187,29 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         z = (x.to(device=weight.device, dtype=weight.dtype) - low) / (high - low)
         out = model(z) * (high - low) + low
         return out.to(device=x.device, dtype=x.dtype), y
+
+    def _check_values(self, x: torch.Tensor) -> None:
+        """Refuse what the autoencoders would silently map to something: see :meth:`forward`."""
+        if not x.is_floating_point():
+            raise TypeError(
+                f"x must hold floating-point values in clip_values {self.clip_values}, got "
+                f"dtype {x.dtype}"
+            )
+        if x.numel() == 0:
+            return
+        with torch.no_grad():
+            low_high = torch.aminmax(x.detach().float())
+            finite = torch.isfinite(x).all()
+            finite, lo, hi = torch.stack([finite.float(), *low_high]).tolist()
+        if not finite:
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"x holds {bad} NaN or inf value(s) of {x.numel()}")
+        low, high = self._bounds()
+        slack = 1e-6 * (high - low)
+        if lo < low - slack or hi > high + slack:
+            raise ValueError(
+                f"x has values in [{lo:.6g}, {hi:.6g}], outside clip_values ({low:g}, {high:g})"
+            )
 
     def fit(
         self,
