@@ -113,6 +113,14 @@ class RobustTrainerPyTorch(Trainer):
         """Extra keyword arguments for :func:`fit` (validation, early stopping)."""
         return {}
 
+    def _derived_settings(self) -> dict[str, tuple[str, Any]]:
+        """The options :meth:`_fit_kwargs` sets from a trainer setting: option -> (setting, value).
+
+        A keyword of the same name is refused. The other options :meth:`_fit_kwargs`
+        returns are defaults that a keyword replaces.
+        """
+        return {}
+
     def _loop_settings(self) -> dict[str, tuple[str, Any]]:
         """Each :func:`fit` option the trainer sets -> (the trainer's name for it, its value)."""
         clf = self._classifier
@@ -205,9 +213,8 @@ class RobustTrainerPyTorch(Trainer):
             "batches": generator,
             "steps_per_epoch": generator,
         }
-        self._check_kwargs(kwargs, own)
+        self._check_kwargs(kwargs, {**own, **self._derived_settings()})
         extra = self._fit_kwargs(x, y, validation_data is not None)
-        self._check_kwargs(kwargs, {k: ("this trainer's settings", None) for k in extra})
         x, y = extra.pop("x", x), extra.pop("y", y)
         if validation_data is not None:
             extra["validation"] = validation_data
