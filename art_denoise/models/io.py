@@ -228,7 +228,7 @@ def _field(jpath: Path, description: dict[str, Any], key: str, kind: type, defau
     return value
 
 
-_JSON_NAMES = {dict: "object", list: "list", str: "string"}
+_JSON_NAMES: dict[type, str] = {dict: "object", list: "list", str: "string"}
 
 
 def _transforms(jpath: Path, description: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

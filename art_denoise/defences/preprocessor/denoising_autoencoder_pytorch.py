@@ -399,9 +399,9 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
             shape = config.pop("input_shape")
             pre = cls(tuple(shape), **config)
             state = load_file(str(path), device="cpu")
-            bad = nonfinite_tensor(state)
-            if bad is not None:
-                raise ModelFileError(f"{str(path)!r} holds non-finite weights: tensor {bad}")
+            broken = nonfinite_tensor(state)
+            if broken is not None:
+                raise ModelFileError(f"{str(path)!r} holds non-finite weights: tensor {broken}")
             pre.model.load_state_dict(state, strict=True)
         except (KeyError, SafetensorError, RuntimeError, TypeError, ValueError) as err:
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
