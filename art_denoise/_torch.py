@@ -9,7 +9,8 @@ module except :mod:`art_denoise._validation`. Each helper is here once:
 - eps-balls: :func:`random_ball`, :func:`perturbation_norms`, :func:`project_delta`,
   :func:`project_to_ball`; labels: :func:`random_targets`;
 - forward passes: :func:`eval_forward`, :func:`attack_guard`, :func:`predict`,
-  :func:`capture_features`;
+  :func:`capture_features`; the model's first call on the data: :func:`check_model_input`,
+  :func:`check_logits`, :func:`probe_logits` (one-line errors naming both sides);
 - gradients: :func:`straight_through_clamp` (BPDA).
 """
 
@@ -31,10 +32,13 @@ from art_denoise._validation import check_choice
 __all__ = [
     "attack_guard",
     "capture_features",
+    "check_logits",
+    "check_model_input",
     "eval_forward",
     "model_device",
     "perturbation_norms",
     "predict",
+    "probe_logits",
     "project_delta",
     "project_to_ball",
     "random_ball",
@@ -261,6 +265,123 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> torc
         for start in range(0, len(x), batch_size):
             preds.append(model(x[start : start + batch_size]).argmax(dim=1))
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64, device=x.device)
+
+
+#: Logit dtypes an attack can work with (half precision loses the small gradient steps).
+LOGIT_DTYPES = (torch.float32, torch.float64)
+
+
+def check_model_input(model: nn.Module, x: torch.Tensor) -> None:
+    """Raise a one-line ``ValueError`` if ``x`` cannot go into ``model`` as it is.
+
+    Checks that every parameter and buffer of ``model`` is on ``x``'s device, and, when the
+    model declares an ``input_shape`` (C, H, W), that ``x`` is (B, C, H, W): channels-last
+    images are named as such.
+
+    Raises:
+        ValueError: naming both devices, or both shapes.
+
+    Example:
+        >>> check_model_input(nn.Linear(2, 3), torch.zeros(4, 2))
+        >>> net = nn.Conv2d(3, 4, 3)
+        >>> net.input_shape = (3, 8, 8)
+        >>> check_model_input(net, torch.zeros(2, 8, 8, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: the model takes images of shape (B, 3, 8, 8) (its input_shape) but got (2, 8, 8, 3): channels-last images; transpose them to (B, C, H, W)
+    """  # noqa: E501
+    tensors = [*model.parameters(), *model.buffers()]
+    elsewhere = sorted({str(t.device) for t in tensors if t.device != x.device})
+    if elsewhere:
+        raise ValueError(
+            f"the model is on {', '.join(elsewhere)} but the images are on {x.device}; "
+            "move both to one device (model.to(device) or x.to(device))"
+        )
+    expected = _input_shape(model)
+    if expected is None or tuple(x.shape[1:]) == expected:
+        return
+    c, h, w = expected
+    hint = ""
+    if x.ndim == 4 and tuple(x.shape[1:]) == (h, w, c):
+        hint = ": channels-last images; transpose them to (B, C, H, W)"
+    elif x.ndim == 4 and x.shape[1] != c:
+        hint = f": {x.shape[1]} channel(s) where the model takes {c}"
+    raise ValueError(
+        f"the model takes images of shape (B, {c}, {h}, {w}) (its input_shape) but got "
+        f"{tuple(x.shape)}{hint}"
+    )
+
+
+def _input_shape(model: nn.Module) -> tuple[int, int, int] | None:
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, (tuple, list)) or len(shape) != 3:
+        return None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shape):
+        return None
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def check_logits(out: Any, x: torch.Tensor) -> torch.Tensor:
+    """Return ``out`` if it is finite (B, classes) float32/float64 logits for the images ``x``.
+
+    Raises:
+        ValueError: not a (B, classes) tensor, fewer than 2 classes, or NaN/inf values
+            (the message counts them).
+        TypeError: integer, boolean or half-precision (float16, bfloat16) logits.
+
+    Example:
+        >>> check_logits(torch.zeros(2, 3, dtype=torch.float16), torch.zeros(2, 1, 4, 4))
+        Traceback (most recent call last):
+        ...
+        TypeError: the model returns torch.float16 logits; attacks need torch.float32 or torch.float64 logits (cast the model's output with .float())
+    """  # noqa: E501
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"model must return (B, classes) logits; for input {tuple(x.shape)} it returned {shape}"
+        )
+    if out.dtype not in LOGIT_DTYPES:
+        raise TypeError(
+            f"the model returns {out.dtype} logits; attacks need "
+            f"{' or '.join(map(str, LOGIT_DTYPES))} logits (cast the model's output with .float())"
+        )
+    if out.shape[1] < 2:
+        raise ValueError(f"model must return at least 2 class logits, got {out.shape[1]}")
+    bad = int((~torch.isfinite(out)).sum())
+    if bad:
+        raise ValueError(
+            f"the model returns {bad} NaN or inf logit(s) of {out.numel()} for "
+            f"{out.shape[0]} image(s) (non-finite weights?)"
+        )
+    return out
+
+
+def probe_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's first call on the data, checked: :func:`check_model_input`, then
+    :func:`eval_forward`, then :func:`check_logits`.
+
+    A ``RuntimeError`` of the forward pass (a shape or dtype that the model's layers
+    refuse) becomes a one-line ``ValueError`` naming the images' shape, dtype and device;
+    running out of memory stays what it is.
+
+    Raises:
+        ValueError / TypeError: as the checks above, naming both sides.
+
+    Example:
+        >>> probe_logits(nn.Linear(4, 3), torch.zeros(2, 4)).shape
+        torch.Size([2, 3])
+    """
+    check_model_input(model, x)
+    try:
+        out = eval_forward(model, x)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"the model fails on images of shape {tuple(x.shape)} ({x.dtype}, {x.device}): {first}"
+        ) from err
+    return check_logits(out, x)
 
 
 def _named_module(model: nn.Module, layer: Any) -> nn.Module:

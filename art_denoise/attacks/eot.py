@@ -70,7 +70,25 @@ def is_randomized(model: nn.Module, x: torch.Tensor, *, atol: float = 0.0) -> bo
     """Whether two identical calls of ``model`` on ``x`` give different outputs.
 
     The model is called in its current mode; a model that is randomised only in train
-    mode (dropout) is deterministic here when it is in eval mode.
+    mode (dropout) is deterministic here when it is in eval mode. Outputs that are NaN or
+    inf differ from themselves, so they would pass for randomness: they are an error
+    instead (non-finite weights are a broken model, not a randomised one).
+
+    Raises:
+        ValueError: an output is NaN or inf (the message counts them).
+
+    Example:
+        >>> is_randomized(nn.Linear(4, 2), torch.rand(3, 4))
+        False
+        >>> is_randomized(nn.Dropout(0.5).train(), torch.ones(3, 64))
+        True
     """
     first, second = model(x), model(x)
+    bad = [int((~torch.isfinite(out)).sum()) for out in (first, second)]
+    if any(bad):
+        raise ValueError(
+            f"the model returns NaN or inf outputs ({bad[0]} and {bad[1]} of {first.numel()} "
+            "in two calls on the same images): a broken model (non-finite weights?), "
+            "not a randomised one"
+        )
     return not torch.allclose(first, second, rtol=0.0, atol=atol)

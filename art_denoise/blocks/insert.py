@@ -94,8 +94,10 @@ def _resolve(model: nn.Module, after: str | Sequence[str]) -> list[str]:
 
 
 def _check_free(model: nn.Module, names: list[str]) -> None:
-    for name in taken_layers(model, names, "denoise")[:1]:
-        raise ValueError(f"layer {name!r} already has a denoising block (or a `denoise` attribute)")
+    for name in taken_layers(model, names, "denoise", DenoisingBlock)[:1]:
+        raise ValueError(
+            f"layer {name!r} already has a denoising block after it (or a `denoise` attribute)"
+        )
 
 
 def insert_denoising_blocks(

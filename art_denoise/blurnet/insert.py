@@ -34,11 +34,16 @@ __all__ = ["first_conv", "insert_lowpass", "replay_lowpass"]
 
 def _resolve(model: nn.Module, after: str | Sequence[str] | None) -> list[str]:
     if after is None:
-        return [first_conv(model)]
-    names = resolve_layer_names(model, after, expected="a layer name or a list of names")
-    taken = taken_layers(model, names, "lowpass")
+        names = [first_conv(model)]
+    else:
+        names = resolve_layer_names(model, after, expected="a layer name or a list of names")
+    taken = taken_layers(model, names, "lowpass", LowPass2d)
     if taken:
-        raise ValueError(f"layer(s) {taken} already have a low-pass layer (a `lowpass` attribute)")
+        placement = "" if after is not None else " (the default placement, the first conv)"
+        raise ValueError(
+            f"layer(s) {taken}{placement} already have a low-pass layer after them (or a "
+            "`lowpass` attribute); insert_lowpass was applied to this model already"
+        )
     return names
 
 

@@ -9,13 +9,16 @@ directory. Each batch is a pickled dict: ``b"data"``, a (10000, 3072) uint8 arra
 rows are the 1024 red, then green, then blue pixels of a 32x32 image, and
 ``b"labels"``, a list of ints in [0, 10).
 
-Pickle is the format of this dataset, and unpickling can run code: these loaders only
-ever unpickle the local files they resolved, never bytes from elsewhere, and a download
-is unpacked only after its MD5 matched the official archive.
+Pickle is the format of this dataset, and a plain unpickler runs whatever code a file
+names. These batches are read by :class:`_BatchUnpickler`, which builds only what a
+CIFAR-10 batch holds (dicts, lists, bytes, strings, numbers and numpy arrays) and refuses
+any other class or function with a :class:`DataError` naming the file, before calling it.
+A download is also unpacked only after its MD5 matched the official archive.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import shutil
@@ -84,10 +87,72 @@ def _probe(directory: Path) -> Path | str:
     return describe_missing(directory, missing) + f" (also looked in {_FOLDER}/)"
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles ``bytes`` at protocol 2, for latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(
+            f"refusing _codecs.encode({type(text).__name__}, {encoding!r})"
+        )
+    return text.encode("latin1")
+
+
+def _numpy_core(module: str) -> Any:
+    """``numpy._core.<module>`` (numpy 2), else ``numpy.core.<module>`` (numpy 1)."""
+    try:
+        return importlib.import_module(f"numpy._core.{module}")
+    except ImportError:  # pragma: no cover - numpy 1
+        return importlib.import_module(f"numpy.core.{module}")
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """What a CIFAR-10 batch may name, by (module, name) as pickles write them."""
+    reconstruct = _numpy_core("multiarray")._reconstruct
+    frombuffer = _numpy_core("numeric")._frombuffer
+    found: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+    for package in ("numpy.core", "numpy._core"):  # numpy 1 and 2 write different names
+        found[(f"{package}.multiarray", "_reconstruct")] = reconstruct
+        found[(f"{package}.numeric", "_frombuffer")] = frombuffer
+    for module in ("builtins", "__builtin__"):  # Python 3 and 2 names
+        for kind in (dict, list, str, bytes, int, float):
+            found[(module, kind.__name__)] = kind
+    return found
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR-10 batch holds.
+
+    ``find_class`` admits the builtin ``dict``, ``list``, ``str``, ``bytes``, ``int`` and
+    ``float``, numpy's array reconstruction (``numpy.ndarray``, ``numpy.dtype``,
+    ``multiarray._reconstruct`` and, for protocol 5, ``numeric._frombuffer``, under
+    numpy 1's ``numpy.core`` and numpy 2's ``numpy._core``) and ``_codecs.encode`` with the
+    latin-1 codec (how Python 3 pickles ``bytes`` at protocol 2). Anything else is refused
+    before it is looked up, let alone called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _allowed_globals().get((module, name))
+        if found is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return found
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A batch names a class or function outside what CIFAR-10 batches hold."""
+
+
 def _unpickle(file: Path) -> dict[Any, Any]:
     try:
         with open(file, "rb") as fh:
-            content = pickle.load(fh, encoding="bytes")
+            content = _BatchUnpickler(fh, encoding="bytes").load()
+    except _RefusedGlobal as exc:
+        raise DataError(
+            f"{file}: refusing to unpickle {exc}: a CIFAR-10 batch holds only dicts, lists, "
+            "bytes, strings, numbers and numpy arrays (the file may carry code)"
+        ) from None
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -97,7 +162,8 @@ def _unpickle(file: Path) -> dict[Any, Any]:
         AttributeError,
         ImportError,
     ) as exc:
-        raise DataError(f"{file}: not a CIFAR-10 pickle batch ({exc})") from exc
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{file}: not a CIFAR-10 pickle batch ({first})") from exc
     if not isinstance(content, dict):
         raise DataError(f"{file}: expected a pickled dict, got {type(content).__name__}")
     return content

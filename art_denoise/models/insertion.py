@@ -83,10 +83,50 @@ def resolve_layer_names(
     return names
 
 
-def taken_layers(model: nn.Module, names: Sequence[str], child: str) -> list[str]:
-    """Those of ``names`` whose module already has an attribute ``child``."""
+def taken_layers(
+    model: nn.Module,
+    names: Sequence[str],
+    child: str,
+    kind: type[nn.Module] | tuple[type[nn.Module], ...] = (),
+) -> list[str]:
+    """Those of ``names`` whose output already runs through an inserted ``child`` layer.
+
+    A layer is taken when its module has an attribute ``child`` (a layer inserted after
+    it, or one of the model's own of that name), when it is itself a layer of type
+    ``kind`` (inserting after an inserted layer would stack two), when it is the child of
+    a ``nn.Sequential`` right before that Sequential's inserted ``child``, or when it is a
+    ``nn.Sequential`` whose last child is taken: each of these puts a second layer where
+    one already is, which :func:`attach_after` would run twice and a saved model could not
+    replay.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+        >>> attach_after(net, "post", nn.Identity())
+        >>> taken_layers(net, ["0", "1", "post"], "post", nn.Identity)
+        ['1', 'post']
+    """
     modules = dict(model.named_modules())
-    return [n for n in names if hasattr(modules[n], child)]
+    return [n for n in names if _taken(modules, n, child, kind)]
+
+
+def _taken(
+    modules: dict[str, nn.Module],
+    name: str,
+    child: str,
+    kind: type[nn.Module] | tuple[type[nn.Module], ...],
+) -> bool:
+    module = modules[name]
+    if hasattr(module, child) or (kind and isinstance(module, kind)):
+        return True
+    parent_name, _, last = name.rpartition(".")
+    parent = modules.get(parent_name)
+    if isinstance(parent, nn.Sequential) and isinstance(getattr(parent, child, None), nn.Module):
+        order = list(parent._modules)
+        if len(order) >= 2 and order[-1] == child and order[-2] == last:
+            return True
+    if isinstance(module, nn.Sequential) and len(module._modules):
+        return _taken(modules, f"{name}.{list(module._modules)[-1]}", child, kind)
+    return False
 
 
 def first_conv(model: nn.Module) -> str:

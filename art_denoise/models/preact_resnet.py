@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_denoise.models.layers import Normalize
+from art_denoise.models.layers import Normalize, check_normalization
 
 __all__ = ["PreActBlock", "PreActResNet18"]
 
@@ -46,7 +46,11 @@ class PreActResNet18(nn.Module):
     Args:
         input_shape: (C, H, W), 32x32 colour by default.
         num_classes: number of logits.
-        mean, std: normalisation inside the model (CIFAR-10's by default).
+        mean, std: normalisation inside the model (CIFAR-10's by default), one value per
+            channel of ``input_shape``: a grey ``input_shape`` needs its own.
+
+    Raises:
+        ValueError: ``mean`` or ``std`` of another length than the channels.
 
     Shape:
         - Input: (B, 3, 32, 32) in [0, 1]
@@ -65,6 +69,7 @@ class PreActResNet18(nn.Module):
     ) -> None:
         super().__init__()
         c, h, w = (int(v) for v in input_shape)
+        check_normalization((c, h, w), mean, std)
         self.input_shape = (c, h, w)
         self.num_classes = int(num_classes)
         self._config: dict[str, Any] = {

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from art_denoise.models.layers import Normalize
+from art_denoise.models.layers import Normalize, check_normalization
 
 __all__ = ["SmallCNN"]
 
@@ -71,6 +71,7 @@ class SmallCNN(nn.Module):
         self.num_classes = int(num_classes)
         mean = list(mean) if mean is not None else [0.5] * c
         std = list(std) if std is not None else [0.5] * c
+        check_normalization((c, h, w), mean, std)
         self._config: dict[str, Any] = {
             "input_shape": [c, h, w],
             "num_classes": self.num_classes,

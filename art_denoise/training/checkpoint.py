@@ -11,6 +11,8 @@ model or different settings raises :class:`CheckpointError` and leaves the file 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,26 @@ def _diff(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
     return out
 
 
+def _refusal(path: Path, err: pickle.UnpicklingError) -> str:
+    """One line of our own for a weights-only refusal (torch's advises ``weights_only=False``)."""
+    text = str(err)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"{path} names {found.group(1)}, which is not a tensor or plain data: loading it "
+            "could run code, so it is refused (an art-denoise checkpoint never holds one)"
+        )
+    detail = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    reason = detail.group(1).strip() if detail else "unreadable pickle"
+    return f"{path} is corrupt or not a checkpoint: {reason}"
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error's message (torch's are paragraphs), else its type."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     *,
@@ -71,17 +93,22 @@ def load_checkpoint(
             they must equal the checkpoint's.
 
     Raises:
-        CheckpointError: missing, unreadable or corrupt file, another format, another
-            model's weights, or other training settings. The message names the
-            difference.
+        CheckpointError: missing, unreadable or corrupt file, a pickle carrying objects
+            other than tensors and plain data (refused unread: it could run code), another
+            format, another model's weights, or other training settings. The message is
+            one line; it names the file and the difference.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # the weights-only unpickler refused something
+        raise CheckpointError(_refusal(path, err)) from None
     except Exception as err:  # zip / pickle errors of every kind
-        raise CheckpointError(f"{path} is corrupt or not a checkpoint: {err}") from None
+        raise CheckpointError(
+            f"{path} is corrupt or not a checkpoint: {_first_line(err)}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an art-denoise checkpoint ({CHECKPOINT_FORMAT})")
     found_sig = state.get("signature", {})

@@ -276,6 +276,20 @@ def _check_layer_names(model: nn.Module, features: Mapping[str, FeatureRegulariz
             )
 
 
+def _check_trains(name: str, optimizer: torch.optim.Optimizer, owner: nn.Module, arg: str) -> None:
+    """Refuse an optimiser that holds none of ``owner``'s parameters (it would train nothing).
+
+    Holding only some of them is fine: that is how a part of a model is fine-tuned.
+    """
+    own = {id(p) for p in owner.parameters()}
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    if not any(id(p) in own for p in held):
+        raise ValueError(
+            f"{name} holds {len(held)} parameter tensor(s), none of the {len(own)} of {arg}: "
+            f"it would train nothing; build it over {arg}.parameters()"
+        )
+
+
 def _checkpoint_path(cfg: FitConfig) -> Path | None:
     return Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir is not None else None
 
@@ -292,6 +306,9 @@ def _check_objects(
         raise TypeError(f"method must be a TrainingMethod, got {type(method).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
+    _check_trains("optimizer", optimizer, model, "model")
+    if cfg.pcl is not None and cfg.pcl_optimizer is not None:
+        _check_trains("pcl_optimizer", cfg.pcl_optimizer, cfg.pcl, "pcl")
     _check_layer_names(model, cfg.features)
     dev = torch.device(cfg.device) if cfg.device is not None else next(model.parameters()).device
     autocast = make_autocast(cfg.amp, dev)

@@ -150,3 +150,50 @@ def test_evaluate_records_eot_and_warns_without_it() -> None:
     assert second.attack == "fgsm-linf+eot4"
     assert "+eotK" in report.to_markdown()
     assert report.to_dict()["models"][0]["results"][1]["eot_samples"] == 4
+
+
+def _nan_weights() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with torch.no_grad():
+        model[1].weight[3, 5] = float("nan")
+    return model
+
+
+class _NaNSometimes(nn.Module):
+    """NaN logits on every other call: what a broken randomised model would look like."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = self.linear(x.flatten(1))
+        return out * float("nan") if self.calls % 2 == 0 else out
+
+
+NOT_FINITE = {
+    "NaN weights": (_nan_weights, "(4 and 4 of 40"),
+    "NaN on one of the two calls": (_NaNSometimes, "(0 and 40 of 40"),
+}
+
+
+@pytest.mark.parametrize("case", NOT_FINITE.values(), ids=NOT_FINITE.keys())
+def test_non_finite_outputs_are_an_error_not_randomness(case) -> None:
+    make, counted = case
+    with pytest.raises(ValueError) as info:
+        is_randomized(make(), torch.rand(4, 1, 8, 8))
+    message = str(info.value)
+    assert "\n" not in message and counted in message and "not a randomised one" in message
+
+
+def test_evaluate_refuses_nan_weights_without_calling_them_randomised() -> None:
+    x, y = torch.rand(6, 1, 8, 8), torch.arange(6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "randomised, use EOT" warning
+        with pytest.raises(ValueError) as info:
+            evaluate(_nan_weights(), x, y, attacks=[AttackSpec(attack="fgsm", eps=0.05)])
+    message = str(info.value)
+    assert "NaN or inf logit" in message and "\n" not in message and "EOT" not in message

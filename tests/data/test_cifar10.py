@@ -215,3 +215,88 @@ def test_links_in_archive_are_refused(
     serve(tar_path.parent)
     with pytest.raises(DataError, match="refusing link or special file"):
         load_dataset("cifar10", download=True)
+
+
+# --------------------------------------------------------------- no code from data
+
+
+class _RunsCode:
+    """Unpickling this calls ``function(*args)``: what a crafted batch would do."""
+
+    def __init__(self, function: Any, *args: Any) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return self.function, self.args
+
+
+class CodeCarrying(NamedTuple):
+    id: str
+    build: Callable[[Path], object]  # marker path -> the object to pickle
+    protocol: int
+    refused: str  # the global named in the message
+
+
+CODE_CARRYING = [
+    CodeCarrying(
+        "a codec other than latin-1",
+        lambda m: {b"data": _RunsCode(__import__("_codecs").encode, "x", "rot13"), b"labels": []},
+        2,
+        "_codecs.encode(str, 'rot13')",
+    ),
+    CodeCarrying("open() as the batch", lambda m: _RunsCode(open, str(m), "w"), 2, "io.open"),
+    CodeCarrying(
+        "os.system in b'data'",
+        lambda m: {b"data": _RunsCode(__import__("os").system, f"touch {m}"), b"labels": []},
+        4,
+        "system",
+    ),
+    CodeCarrying(
+        "exec in the labels",
+        lambda m: {b"data": _ROWS, b"labels": [_RunsCode(exec, f"open({str(m)!r}, 'w')")]},
+        5,
+        "builtins.exec",
+    ),
+    CodeCarrying(
+        "Path.touch inside an object array",
+        lambda m: {b"data": np.array([_RunsCode(Path.touch, m)], dtype=object), b"labels": [0]},
+        2,
+        "getattr",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CODE_CARRYING, ids=lambda c: c.id)
+def test_code_carrying_batch_is_refused_before_running(
+    case: CodeCarrying, tmp_path: Path, make_cifar_dir: MakeCifar
+) -> None:
+    data_dir, marker = tmp_path / "data", tmp_path / "marker"
+    make_cifar_dir(data_dir)
+    bad = data_dir / "data_batch_1"
+    bad.write_bytes(pickle.dumps(case.build(marker), protocol=case.protocol))
+    before = {p: p.read_bytes() for p in data_dir.iterdir()}
+    with pytest.raises(DataError) as info:
+        load_dataset("cifar10", path=data_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(bad) in message and case.refused in message and "refusing" in message
+    assert not marker.exists()  # nothing ran
+    assert {p: p.read_bytes() for p in data_dir.iterdir()} == before  # nothing written
+    assert sorted(tmp_path.iterdir()) == [data_dir]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_genuine_batches_load_at_every_protocol(
+    protocol: int, tmp_path: Path, make_cifar_dir: MakeCifar
+) -> None:
+    batches = make_cifar_dir(tmp_path)
+    rows = np.arange(2 * 3072, dtype=np.int64).reshape(2, 3072) % 256
+    batch = {b"batch_label": b"mine", b"data": rows.astype(np.uint8), b"labels": [3, 9]}
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(batch, protocol=protocol))
+    names = [n.decode() for n in batches["batches.meta"][b"label_names"]]
+    meta = {**batches["batches.meta"], b"label_names": names}  # str, not bytes
+    (tmp_path / "batches.meta").write_bytes(pickle.dumps(meta, protocol=protocol))
+    data = load_dataset("cifar10", path=tmp_path)
+    np.testing.assert_array_equal(data.x_train[:2], _reference_images(batch[b"data"]))
+    np.testing.assert_array_equal(data.y_train[:2], [3, 9])
+    assert data.class_names == tuple(names)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 import torch
 from torch import nn
 
+from art_denoise.blocks import insert_denoising_blocks
+from art_denoise.blurnet import insert_lowpass
+from art_denoise.models import SmallCNN, load_model, save_model
 from art_denoise.models.insertion import (
     ApplyChild,
     attach_after,
@@ -103,7 +108,10 @@ def test_attach_after_runs_the_layer_on_the_output(name: str) -> None:
     with torch.no_grad():
         after = module(inp)
     torch.testing.assert_close(after, _double(before))
-    assert taken_layers(net, ["conv", "block", "block.1"], "post") == [name]
+    # after a Sequential, its last child's output is the Sequential's: both are taken
+    taken = ["block", "block.1"] if name == "block" else [name]
+    assert taken_layers(net, ["conv", "block", "block.1"], "post") == taken
+    assert taken_layers(net, [f"{name}.post"], "post", Double) == [f"{name}.post"]
     hooks = list(module._forward_hooks.values())
     assert hooks == ([] if isinstance(module, nn.Sequential) else [hooks[0]])
 
@@ -117,3 +125,50 @@ def test_the_hook_survives_deepcopy_and_pickle() -> None:
         torch.testing.assert_close(copied(x), expected)
         assert repr(next(iter(copied.conv._forward_hooks.values()))) == "ApplyChild('post')"
     assert isinstance(next(iter(net.conv._forward_hooks.values())), ApplyChild)
+
+
+# ------------------------------------------- a second layer where one already is
+
+
+class Twice(NamedTuple):
+    id: str
+    first: Callable[[nn.Module], nn.Module]
+    second: Callable[[nn.Module], nn.Module]
+    layer: str  # named in the message
+
+
+def _lowpass(after: str | None = None) -> Callable[[nn.Module], nn.Module]:
+    return lambda m: insert_lowpass(m, after, kernel_size=3)
+
+
+def _blocks(after: str | list[str]) -> Callable[[nn.Module], nn.Module]:
+    return lambda m: insert_denoising_blocks(m, after, "mean", kernel_size=3)
+
+
+TWICE = [
+    Twice("lowpass, default placement twice", _lowpass(), _lowpass(), "stage1.0"),
+    Twice("lowpass after the same conv", _lowpass("stage1.0"), _lowpass("stage1.0"), "stage1.0"),
+    Twice("lowpass after the first conv's", _lowpass(), _lowpass("stage1.0.lowpass"), "lowpass"),
+    Twice("lowpass after a Sequential's last", _lowpass("stage1"), _lowpass("stage1.3"), "1.3"),
+    Twice("blocks after the same stages", _blocks("stages"), _blocks("stages"), "stage1"),
+    Twice("blocks after the same layer", _blocks(["stage2"]), _blocks(["stage2"]), "stage2"),
+    Twice("blocks after a block", _blocks(["stage2"]), _blocks(["stage2.denoise"]), "denoise"),
+    Twice("blocks after a Sequential's last", _blocks(["stage1.3"]), _blocks(["stage1"]), "stage1"),
+]
+
+
+@pytest.mark.parametrize("case", TWICE, ids=lambda c: c.id)
+def test_a_second_layer_where_one_already_is_is_refused(case: Twice, tmp_path) -> None:
+    torch.manual_seed(0)
+    once = case.first(SmallCNN(input_shape=(1, 16, 16), widths=(4, 8), hidden=8)).eval()
+    state, transforms = copy.deepcopy(once.state_dict()), list(once._art_denoise_transforms)
+    with pytest.raises(ValueError) as info:
+        case.second(once)
+    message = str(info.value)
+    assert "\n" not in message and case.layer in message and "already ha" in message
+    assert once._art_denoise_transforms == transforms
+    assert once.state_dict().keys() == state.keys()
+    # what save_model writes, load_model rebuilds: the file is never refused
+    loaded = load_model(save_model(once, tmp_path / "m.safetensors"))
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(loaded(x), once(x), rtol=0, atol=0)

@@ -255,3 +255,100 @@ def test_bad_arguments(small_digits, kwargs, error, match):
         return
     with pytest.raises(error, match=match):
         fit(model, opt, method, x, y, progress=False, **kw)
+
+
+# ------------------------------------------------- an optimiser that would train nothing
+
+
+def _other_model_optimizer(model):
+    return torch.optim.SGD(_model().parameters(), lr=0.1)
+
+
+def _copy_optimizer(model):  # the same shapes, other tensors: the classic slip
+    import copy
+
+    return torch.optim.SGD(copy.deepcopy(model).parameters(), lr=0.1)
+
+
+def _pcl_of_another_model(model):
+    from art_denoise.training import PrototypeConformityLoss
+
+    pcl = PrototypeConformityLoss(model, "head.1", num_classes=10, input_shape=(1, 8, 8))
+    other = PrototypeConformityLoss(_model(), "head.1", num_classes=10, input_shape=(1, 8, 8))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return optimizer, {"pcl": pcl, "pcl_optimizer": torch.optim.SGD(other.parameters(), lr=0.1)}
+
+
+TRAINS_NOTHING = {
+    "another model's parameters": (_other_model_optimizer, "optimizer", "model.parameters()"),
+    "a deep copy's parameters": (_copy_optimizer, "optimizer", "model.parameters()"),
+    "another PCL's centres": (_pcl_of_another_model, "pcl_optimizer", "pcl.parameters()"),
+}
+
+
+@pytest.mark.parametrize("case", TRAINS_NOTHING.values(), ids=TRAINS_NOTHING.keys())
+def test_an_optimizer_over_other_parameters_is_refused_before_training(
+    case, small_digits, tmp_path
+):
+    build, argument, hint = case
+    x, y, _, _ = small_digits
+    model = _model()
+    built = build(model)
+    optimizer, extra = built if isinstance(built, tuple) else (built, {})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as info:
+        fit(
+            model, optimizer, StandardTraining(), x, y, epochs=1, batch_size=64,
+            checkpoint_dir=tmp_path, progress=False, **extra,
+        )  # fmt: skip
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{argument} holds")
+    assert "would train nothing" in message and hint in message
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert list(tmp_path.iterdir()) == []  # no checkpoint written
+
+
+def test_an_optimizer_over_part_of_the_model_fine_tunes_that_part(small_digits) -> None:
+    x, y, _, _ = small_digits
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    head = torch.optim.SGD(model.head.parameters(), lr=0.1)
+    fit(model, head, StandardTraining(), x, y, epochs=1, batch_size=64, progress=False)
+    after = model.state_dict()
+    assert not torch.equal(after["head.1.weight"], before["head.1.weight"])
+    assert torch.equal(after["stage1.0.weight"], before["stage1.0.weight"])
+
+
+# ------------------------------------------------- a refused checkpoint speaks for itself
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+CODE_CARRYING = {
+    "a function": (lambda marker: {"format": "x", "model": _RunsCode(marker)}, "io.open"),
+    "a module object": (lambda marker: {"model": torch.nn.Linear(2, 2)}, "Linear"),
+}
+
+
+@pytest.mark.parametrize("case", CODE_CARRYING.values(), ids=CODE_CARRYING.keys())
+def test_a_code_carrying_checkpoint_is_refused_in_one_line_of_our_own(case, small_digits, tmp_path):
+    build, named = case
+    x, y, _, _ = small_digits
+    marker = tmp_path.parent / f"{tmp_path.name}-marker"
+    path = tmp_path / CHECKPOINT_NAME
+    torch.save(build(marker), path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as info:
+        _run(x, y, tmp_path, resume=True)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and named in message
+    assert "weights_only" not in message and "could run code" in message
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+    assert not marker.exists()

@@ -23,8 +23,8 @@ from torch import nn
 
 from art_denoise._torch import (
     attack_guard,
-    eval_forward,
     perturbation_norms,
+    probe_logits,
     project_to_ball,
 )
 from art_denoise._validation import as_float_images, as_labels
@@ -61,20 +61,18 @@ class BudgetExceededError(RuntimeError):
 def infer_num_classes(model: nn.Module, x: torch.Tensor) -> int:
     """Run ``model`` on two examples and return the class count of its (B, classes) output.
 
+    This is the model's first call on the data, so it is checked
+    (:func:`~art_denoise._torch.probe_logits`): the model's parameters on the images'
+    device, the images of the model's ``input_shape`` (if it has one; channels-last named),
+    a forward pass that runs, and finite float32/float64 logits.
+
     Raises:
-        ValueError: the output is not a 2-D (B, classes) tensor of logits.
+        ValueError: the output is not a 2-D (B, classes) tensor of finite logits, the
+            model and the images are on different devices, or the images do not fit the
+            model (each message names both sides).
+        TypeError: integer or half-precision logits.
     """
-    probe = x[:2]
-    out = eval_forward(model, probe)
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != probe.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"model must return (B, classes) logits; for input {tuple(probe.shape)} it returned "
-            f"{shape}"
-        )
-    if out.shape[1] < 2:
-        raise ValueError(f"model must return at least 2 class logits, got {out.shape[1]}")
-    return int(out.shape[1])
+    return int(probe_logits(model, x[:2]).shape[1])
 
 
 def seed_everything(seed: int) -> None:

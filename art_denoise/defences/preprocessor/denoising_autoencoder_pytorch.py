@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from art_denoise._files import atomic_write_text, atomic_write_with, sha256_file
+from art_denoise._files import atomic_write_with
 from art_denoise._validation import (
     as_float_images,
     check_bool,
@@ -34,11 +35,19 @@ from art_denoise._validation import (
     check_positive_int,
 )
 from art_denoise.autoencoder import NoisyAutoencoderStack, add_gaussian_noise
-from art_denoise.models.io import ModelFileError, read_description
+from art_denoise.models.io import (
+    ModelDescriptionError,
+    ModelFileError,
+    nonfinite_tensor,
+    read_description,
+    write_description,
+)
 
-__all__ = ["AUTOENCODER_SCHEMA", "DenoisingAutoencoderPyTorch"]
+__all__ = ["AUTOENCODER_SCHEMA", "LEGACY_AUTOENCODER_SCHEMA", "DenoisingAutoencoderPyTorch"]
 
-AUTOENCODER_SCHEMA = "art-denoise/autoencoder/1"
+AUTOENCODER_SCHEMA = "art-denoise/autoencoder/2"
+#: The format before the description was hashed (weights only); loaded with a warning.
+LEGACY_AUTOENCODER_SCHEMA = "art-denoise/autoencoder/1"
 
 #: Settings that :meth:`DenoisingAutoencoderPyTorch.load` may change; the others
 #: define the weights.
@@ -157,7 +166,9 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
 
         Raises:
             RuntimeError: not fitted yet.
-            ValueError: ``x`` is not (B, *input_shape).
+            ValueError: ``x`` is not (B, *input_shape), holds NaN or inf, or has values
+                outside ``clip_values`` (beyond a rounding tolerance of 1e-6 of the range).
+            TypeError: ``x`` is not of a floating dtype (integer images are not scaled).
         """
         if not self.is_fitted:
             raise RuntimeError(
@@ -167,6 +178,7 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         if x.ndim != 4 or tuple(x.shape[1:]) != shape:
             hint = " (channels-last data? transpose to NCHW)" if x.shape[-1] == shape[0] else ""
             raise ValueError(f"x must have shape (B, *{shape}), got {tuple(x.shape)}{hint}")
+        self._check_values(x)
         model = self.model.eval()
         model.noise = bool(self.inference_noise)
         model.sigma = self._sigma()
@@ -175,6 +187,29 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         z = (x.to(device=weight.device, dtype=weight.dtype) - low) / (high - low)
         out = model(z) * (high - low) + low
         return out.to(device=x.device, dtype=x.dtype), y
+
+    def _check_values(self, x: torch.Tensor) -> None:
+        """Refuse what the autoencoders would silently map to something: see :meth:`forward`."""
+        if not x.is_floating_point():
+            raise TypeError(
+                f"x must hold floating-point values in clip_values {self.clip_values}, got "
+                f"dtype {x.dtype}"
+            )
+        if x.numel() == 0:
+            return
+        with torch.no_grad():
+            low_high = torch.aminmax(x.detach().float())
+            finite = torch.isfinite(x).all()
+            finite, lo, hi = torch.stack([finite.float(), *low_high]).tolist()
+        if not finite:
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"x holds {bad} NaN or inf value(s) of {x.numel()}")
+        low, high = self._bounds()
+        slack = 1e-6 * (high - low)
+        if lo < low - slack or hi > high + slack:
+            raise ValueError(
+                f"x has values in [{lo:.6g}, {hi:.6g}], outside clip_values ({low:g}, {high:g})"
+            )
 
     def fit(
         self,
@@ -307,30 +342,35 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         """Write the weights (``.safetensors``) and a JSON description beside them.
 
         Both files are written atomically; the JSON, written last, holds the settings,
-        whether it was fitted, the training losses and the weights' SHA-256. No pickle.
+        whether it was fitted, the training losses, the weights' SHA-256 and its own
+        (:mod:`art_denoise.models.io` describes the format). No pickle.
 
         Returns:
             The weights path.
 
         Raises:
-            ValueError: ``path`` does not end in ``.safetensors``.
+            ValueError: ``path`` does not end in ``.safetensors``, or a weight is NaN or
+                inf (named); nothing is written then.
         """
         path = Path(path)
         if path.suffix != ".safetensors":
             raise ValueError(f"path must end in .safetensors, got {str(path)!r}")
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        atomic_write_with(
-            path, lambda tmp: save_file(tensors, str(tmp), metadata={"schema": AUTOENCODER_SCHEMA})
-        )
         description = {
             "schema": AUTOENCODER_SCHEMA,
             "class": type(self).__name__,
             "config": self._config(),
             "is_fitted": self.is_fitted,
             "train_losses": self.train_losses,
-            "sha256": sha256_file(path),
         }
-        atomic_write_text(path.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
+        json.dumps(description, allow_nan=False)  # fail before writing anything if not JSON
+        bad = nonfinite_tensor(tensors)
+        if bad is not None:
+            raise ValueError(f"cannot save an autoencoder with non-finite weights: tensor {bad}")
+        atomic_write_with(
+            path, lambda tmp: save_file(tensors, str(tmp), metadata={"schema": AUTOENCODER_SCHEMA})
+        )
+        write_description(path, description)
         return path
 
     @classmethod
@@ -350,18 +390,60 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         if bad:
             raise TypeError(f"cannot override {bad} at load; allowed: {', '.join(_LOAD_OVERRIDES)}")
         path = Path(path)
-        description = read_description(path, schema=AUTOENCODER_SCHEMA, what="autoencoder")
-        config = {**description.get("config", {}), **overrides}
+        description = read_description(
+            path, schema=AUTOENCODER_SCHEMA, what="autoencoder", legacy=(LEGACY_AUTOENCODER_SCHEMA,)
+        )
+        saved = _checked_fields(path, description)
+        config = {**saved["config"], **overrides}
         try:
             shape = config.pop("input_shape")
             pre = cls(tuple(shape), **config)
-            pre.model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+            state = load_file(str(path), device="cpu")
+            broken = nonfinite_tensor(state)
+            if broken is not None:
+                raise ModelFileError(f"{str(path)!r} holds non-finite weights: tensor {broken}")
+            pre.model.load_state_dict(state, strict=True)
         except (KeyError, SafetensorError, RuntimeError, TypeError, ValueError) as err:
-            raise ModelFileError(f"cannot load {str(path)!r}: {err}") from None
-        pre.train_losses = [list(map(float, h)) for h in description.get("train_losses", [])]
-        pre._is_fitted = bool(description.get("is_fitted", False))
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ModelFileError(f"cannot load {str(path)!r}: {first}") from None
+        pre.train_losses = saved["train_losses"]
+        pre._is_fitted = saved["is_fitted"]
         return pre
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{p}={getattr(self, p)!r}" for p in self.params)
         return f"{type(self).__name__}({inner}, fitted={self.is_fitted})"
+
+
+def _is_loss_history(value: Any) -> bool:
+    """A list (per autoencoder) of lists (per epoch) of numbers."""
+    if not isinstance(value, list):
+        return False
+    return all(isinstance(h, list) and all(isinstance(v, (int, float)) for v in h) for h in value)
+
+
+def _checked_fields(path: Path, description: dict[str, Any]) -> dict[str, Any]:
+    """The description's ``config``, ``train_losses`` and ``is_fitted``, their types checked.
+
+    Raises:
+        ModelDescriptionError: a field of the wrong structure (named).
+    """
+    config = description.get("config", {})
+    losses = description.get("train_losses", [])
+    fitted = description.get("is_fitted", False)
+    problems = {
+        "config": None if isinstance(config, dict) else "a JSON object",
+        "train_losses": None if _is_loss_history(losses) else "a list of lists of numbers",
+        "is_fitted": None if isinstance(fitted, bool) else "true or false",
+    }
+    for key, expected in problems.items():
+        if expected is not None:
+            value = reprlib.repr(description.get(key))
+            raise ModelDescriptionError(
+                f"{str(path.with_suffix('.json'))!r}: field {key!r} must be {expected}, got {value}"
+            )
+    return {
+        "config": config,
+        "train_losses": [[float(v) for v in h] for h in losses],
+        "is_fitted": fitted,
+    }

@@ -68,6 +68,9 @@ class AdversarialTrainerFastPyTorch(RobustTrainerPyTorch):
     def _method(self) -> TrainingMethod:
         return self._settings
 
+    def _derived_settings(self) -> dict[str, tuple[str, Any]]:
+        return {"early_stop_drop": ("overfit_drop", self.overfit_drop)}
+
     def _fit_kwargs(self, x: Any, y: Any, has_validation: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
             "validation_attack": ValidationAttack(

@@ -8,6 +8,7 @@ checkpoints, resume, and run under ``torchrun`` unchanged.
 from __future__ import annotations
 
 import os
+import reprlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,27 +113,62 @@ class RobustTrainerPyTorch(Trainer):
         """Extra keyword arguments for :func:`fit` (validation, early stopping)."""
         return {}
 
+    def _derived_settings(self) -> dict[str, tuple[str, Any]]:
+        """The options :meth:`_fit_kwargs` sets from a trainer setting: option -> (setting, value).
+
+        A keyword of the same name is refused. The other options :meth:`_fit_kwargs`
+        returns are defaults that a keyword replaces.
+        """
+        return {}
+
+    def _loop_settings(self) -> dict[str, tuple[str, Any]]:
+        """Each :func:`fit` option the trainer sets -> (the trainer's name for it, its value)."""
+        clf = self._classifier
+        return {
+            "epochs": ("nb_epochs", self.nb_epochs),
+            "batch_size": ("batch_size", self.batch_size),
+            "num_classes": ("the classifier's nb_classes", clf.nb_classes),
+            "scheduler": ("scheduler", self.scheduler),
+            "pcl": ("pcl", self.pcl),
+            "pcl_optimizer": ("centre_lr", self.pcl_optimizer),
+            "seed": ("seed", self.seed),
+            "device": ("the classifier's device", clf._device),
+            "checkpoint_dir": ("checkpoint_dir", self.checkpoint_dir),
+            "checkpoint_every": ("checkpoint_every", self.checkpoint_every),
+            "amp": ("amp", self.amp),
+            "ema_decay": ("ema_decay", self.ema_decay),
+            "progress": ("verbose", self.verbose),
+            "dist_ctx": ("distributed", self.distributed),
+            "config": ("the trainer's settings", None),
+        }
+
+    def _check_kwargs(self, kwargs: dict[str, Any], own: dict[str, tuple[str, Any]]) -> None:
+        """Refuse a keyword that the trainer sets itself: two values, one silently ignored.
+
+        Raises:
+            ValueError: naming the keyword, the trainer's setting and both values.
+        """
+        taken = {**self._loop_settings(), **own}
+        for key in sorted(set(kwargs) & set(taken)):
+            name, value = taken[key]
+            source = f"{name}={reprlib.repr(value)}" if name.isidentifier() else name
+            if not name.isidentifier():
+                hint = f"leave {key} out"
+            elif name == key:
+                hint = f"set the trainer's {key} instead"
+            else:
+                hint = f"set {name} instead"
+            raise ValueError(
+                f"{type(self).__name__}.fit got {key}={reprlib.repr(kwargs[key])}, but the "
+                f"trainer sets {key} itself from {source}; {hint}"
+            )
+
     def _run(self, x: Any, y: Any, **kwargs: Any) -> FitResult:
         clf = self._classifier
         device = clf._device
         ctx = init_distributed(device) if self.distributed else DistContext()
-        options: dict[str, Any] = {
-            "epochs": self.nb_epochs,
-            "batch_size": self.batch_size,
-            "num_classes": clf.nb_classes,
-            "scheduler": self.scheduler,
-            "pcl": self.pcl,
-            "pcl_optimizer": self.pcl_optimizer,
-            "seed": self.seed,
-            "device": device,
-            "checkpoint_dir": self.checkpoint_dir,
-            "checkpoint_every": self.checkpoint_every,
-            "amp": self.amp,
-            "ema_decay": self.ema_decay,
-            "progress": self.verbose,
-            "dist_ctx": ctx,
-        }
-        options.update(kwargs)
+        options = {k: value for k, (_, value) in self._loop_settings().items() if k != "config"}
+        options.update(device=device, dist_ctx=ctx, **kwargs)
         result = fit(self._module, clf.optimizer, self._method(), x, y, **options)
         self.last_result = result
         return result
@@ -156,15 +192,28 @@ class RobustTrainerPyTorch(Trainer):
                 the constructor.
             resume: continue from ``checkpoint_dir/checkpoint.pt``.
             validation_data: held-out (x, y) evaluated with PGD-10 at each epoch end.
-            kwargs: more :func:`art_denoise.training.fit` options (e.g. ``on_step``).
+            kwargs: more :func:`art_denoise.training.fit` options (e.g. ``on_step``); not
+                those the trainer sets itself.
 
         Returns:
             The history of the run; the classifier's model is trained in place.
+
+        Raises:
+            ValueError: a keyword the trainer sets from its own setting (``epochs`` beside
+                ``nb_epochs``, ``validation`` beside ``validation_data``, ...), or a bad
+                value; nothing is trained then.
         """
         if nb_epochs is not None:
             self.nb_epochs = check_positive_int("nb_epochs", nb_epochs)
         if batch_size is not None:
             self.batch_size = check_positive_int("batch_size", batch_size)
+        generator = ("fit_generator (for a DataGenerator)", None)
+        own = {
+            "validation": ("validation_data", validation_data),
+            "batches": generator,
+            "steps_per_epoch": generator,
+        }
+        self._check_kwargs(kwargs, {**own, **self._derived_settings()})
         extra = self._fit_kwargs(x, y, validation_data is not None)
         x, y = extra.pop("x", x), extra.pop("y", y)
         if validation_data is not None:
@@ -175,11 +224,22 @@ class RobustTrainerPyTorch(Trainer):
     def fit_generator(  # type: ignore[override]
         self, generator: DataGenerator, nb_epochs: int | None = None, **kwargs: Any
     ) -> FitResult:
-        """Train from an ART ``DataGenerator`` (``size // batch_size`` batches per epoch)."""
+        """Train from an ART ``DataGenerator`` (``size // batch_size`` batches per epoch).
+
+        Raises:
+            ValueError: the generator does not know its size, or a keyword the trainer
+                sets itself (``epochs``, ``batch_size``: the generator's, ...).
+        """
         if generator.size is None:
             raise ValueError("the DataGenerator must know its size")
         if nb_epochs is not None:
             self.nb_epochs = check_positive_int("nb_epochs", nb_epochs)
+        own = {
+            "batch_size": ("the generator's batch_size", generator.batch_size),
+            "batches": ("the generator", None),
+            "steps_per_epoch": ("the generator's size", generator.size),
+        }
+        self._check_kwargs(kwargs, own)
         steps = max(1, int(generator.size) // int(generator.batch_size))
         old_batch = self.batch_size
         self.batch_size = int(generator.batch_size)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from art_denoise._torch import eval_forward, resolve_device
+from art_denoise._torch import probe_logits, resolve_device
 from art_denoise._validation import check_positive_int
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ def to_art_classifier(
         The ART classifier; its model is moved to the chosen device.
 
     Raises:
-        ValueError: the model's output is not (B, nb_classes) logits, or a bad argument.
+        ValueError: the model's output is not finite (B, nb_classes) logits, the model does
+            not take ``input_shape`` images (both shapes named), or a bad argument.
+        TypeError: integer or half-precision logits, or an argument of the wrong type.
 
     Example:
         >>> from art_denoise.models import create_model
@@ -86,10 +88,5 @@ def to_art_classifier(
 
 
 def _dry_run(model: nn.Module, shape: tuple[int, ...], device: torch.device) -> int:
-    out = eval_forward(model, torch.zeros((2, *shape), device=device))
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"model must return (B, classes) logits for input (2, *{shape}), got {got}"
-        )
-    return int(out.shape[1])
+    """The class count, from one checked call on zeros (:func:`probe_logits`)."""
+    return int(probe_logits(model, torch.zeros((2, *shape), device=device)).shape[1])

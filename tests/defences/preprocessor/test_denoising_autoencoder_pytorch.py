@@ -241,3 +241,139 @@ def test_fit_rejects_bad_data(digits, case) -> None:
 def test_fit_rejects_bad_settings(digits, kwargs, error, match) -> None:
     with pytest.raises(error, match=match):
         _new(hidden=4).fit(digits[0][:16], **kwargs)
+
+
+# --------------------------------------------- values that mean nothing, at inference
+
+
+def _images(n: int = 4) -> np.ndarray:
+    return np.random.default_rng(0).random((n, *SHAPE), dtype=np.float32)
+
+
+def _with(value: float) -> np.ndarray:
+    x = _images()
+    x[1, 0, 2, 3] = value
+    return x
+
+
+PREDICT_BAD = {
+    "5.0 above clip_values": (lambda: _with(5.0), ValueError, ("[", "5", "clip_values (0, 1)")),
+    "a negative value": (lambda: _with(-0.5), ValueError, ("-0.5", "clip_values (0, 1)")),
+    "NaN": (lambda: _with(np.nan), ValueError, ("1 NaN or inf value(s) of 256",)),
+    "inf": (lambda: _with(np.inf), ValueError, ("1 NaN or inf value(s)",)),
+    "int64 images": (
+        lambda: (_images() * 255).astype(np.int64),
+        TypeError,
+        ("torch.int64", "floating-point"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PREDICT_BAD.values(), ids=PREDICT_BAD.keys())
+@pytest.mark.parametrize("entry", ["forward", "ART __call__", "ART classifier predict"])
+def test_inference_refuses_values_outside_what_the_autoencoders_learnt(fitted, case, entry) -> None:
+    pre, _ = fitted
+    make, error, named = case
+    x = make()
+    before = {k: v.clone() for k, v in pre.model.state_dict().items()}
+    with pytest.raises(error) as info:
+        if entry == "forward":
+            pre.forward(torch.from_numpy(x))
+        elif entry == "ART __call__":
+            pre(x)
+        else:
+            model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+            clf = PyTorchClassifier(
+                model, nn.CrossEntropyLoss(), SHAPE, 10, clip_values=(0.0, 1.0),
+                preprocessing_defences=[pre], device_type="cpu",
+            )  # fmt: skip
+            clf.predict(x)
+    message = str(info.value)
+    assert "\n" not in message and all(part in message for part in named), message
+    assert all(torch.equal(v, before[k]) for k, v in pre.model.state_dict().items())
+
+
+def test_inference_accepts_the_bounds_and_other_clip_values(fitted) -> None:
+    pre, _ = fitted
+    x = torch.from_numpy(_images())
+    x[0] = 0.0
+    x[1] = 1.0
+    out = pre.forward(x)[0]
+    assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    wide = _new(hidden=4, clip_values=(0.0, 255.0))
+    wide._is_fitted = True
+    assert wide.forward(x * 255)[0].shape == x.shape
+    with pytest.raises(ValueError, match=r"outside clip_values \(0, 255\)"):
+        wide.forward(x * 300)
+
+
+# --------------------------------------------- the autoencoder's files, checked as a whole
+
+
+def _edit_description(path, change, *, rehash: bool) -> None:
+    from art_denoise.models.io import DESCRIPTION_HASH, description_digest
+
+    jpath = path.with_suffix(".json")
+    description = json.loads(jpath.read_text())
+    change(description)
+    if rehash:
+        description[DESCRIPTION_HASH] = description_digest(description)
+    jpath.write_text(json.dumps(description))
+
+
+AE_FILE_BAD = {
+    "hidden changed": (lambda d: d["config"].update(hidden=8), False, ModelFileError, "hash"),
+    "losses edited": (lambda d: d["train_losses"][0].pop(), False, ModelFileError, "hash"),
+    "config a list": (lambda d: d.update(config=[1]), True, ValueError, "field 'config'"),
+    "losses not lists": (
+        lambda d: d.update(train_losses=[0.1]),
+        True,
+        ValueError,
+        "field 'train_losses'",
+    ),
+    "is_fitted a string": (lambda d: d.update(is_fitted="yes"), True, ValueError, "is_fitted"),
+}
+
+
+@pytest.mark.parametrize("case", AE_FILE_BAD.values(), ids=AE_FILE_BAD.keys())
+def test_an_edited_or_malformed_autoencoder_description_is_refused(fitted, tmp_path, case):
+    pre, _ = fitted
+    change, rehash, error, named = case
+    path = pre.save(tmp_path / "ae.safetensors")
+    _edit_description(path, change, rehash=rehash)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(error) as info:
+        DenoisingAutoencoderPyTorch.load(path)
+    message = str(info.value)
+    assert "\n" not in message and named in message and "ae.json" in message, message
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_legacy_autoencoder_pair_loads_with_a_warning(fitted, tmp_path) -> None:
+    from art_denoise.defences.preprocessor.denoising_autoencoder_pytorch import (
+        LEGACY_AUTOENCODER_SCHEMA,
+    )
+    from art_denoise.models.io import DESCRIPTION_HASH
+
+    pre, _ = fitted
+    path = pre.save(tmp_path / "ae.safetensors")
+
+    def legacy(description: dict) -> None:
+        description["schema"] = LEGACY_AUTOENCODER_SCHEMA
+        description.pop(DESCRIPTION_HASH)
+
+    _edit_description(path, legacy, rehash=False)
+    with pytest.warns(UserWarning, match="older autoencoder description"):
+        loaded = DenoisingAutoencoderPyTorch.load(path, inference_noise=False)
+    assert loaded.train_losses == pre.train_losses
+    for key, value in pre.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
+
+
+def test_saving_non_finite_autoencoder_weights_writes_nothing(tmp_path) -> None:
+    pre = _new(hidden=4)
+    with torch.no_grad():
+        next(pre.model.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(ValueError, match=r"non-finite weights: tensor '.*' \(1 of"):
+        pre.save(tmp_path / "ae.safetensors")
+    assert list(tmp_path.iterdir()) == []

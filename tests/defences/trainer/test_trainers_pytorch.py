@@ -187,3 +187,71 @@ def test_data_outside_clip_values_is_refused(digits):
     with pytest.raises(ValueError, match="clip_values"):
         t.fit(x[:64] * 255.0, y[:64])
     assert isinstance(t.get_classifier(), PyTorchClassifier)
+
+
+def _pgd(clf, **kwargs):
+    return AdversarialTrainerPGDPyTorch(
+        clf, eps=0.1, eps_step=0.05, max_iter=2, verbose=False, **kwargs
+    )
+
+
+def _fast(clf, **kwargs):
+    return AdversarialTrainerFastPyTorch(clf, eps=0.1, verbose=False, **kwargs)
+
+
+# (trainer, how fit is called, the keyword, the trainer's setting named in the message)
+CLASHES = {
+    "epochs beside nb_epochs": (
+        _pgd,
+        lambda t, x, y: t.fit(x, y, nb_epochs=1, epochs=3),
+        "epochs=3",
+        "nb_epochs=1",
+    ),
+    "epochs beside the constructor's": (
+        _pgd,
+        lambda t, x, y: t.fit(x, y, epochs=3),
+        "epochs=3",
+        "nb_epochs=10",
+    ),
+    "validation beside validation_data": (
+        _pgd,
+        lambda t, x, y: t.fit(x, y, validation_data=(x, y), validation=(x, y)),
+        "validation=",
+        "validation_data=",
+    ),
+    "progress beside verbose": (
+        _pgd,
+        lambda t, x, y: t.fit(x, y, progress=True),
+        "progress=True",
+        "verbose=False",
+    ),
+    "seed beside the trainer's": (_pgd, lambda t, x, y: t.fit(x, y, seed=5), "seed=5", "seed=0"),
+    "early_stop_drop beside overfit_drop": (
+        _fast,
+        lambda t, x, y: t.fit(x, y, early_stop_drop=0.5),
+        "early_stop_drop=0.5",
+        "trainer",
+    ),
+    "batch_size beside the generator's": (
+        _pgd,
+        lambda t, x, y: t.fit_generator(NumpyDataGenerator(x, y, batch_size=32), batch_size=8),
+        "batch_size=8",
+        "generator's batch_size",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CLASHES.values(), ids=CLASHES.keys())
+def test_a_keyword_the_trainer_sets_itself_is_refused_before_training(digits, tmp_path, case):
+    make, call, given, setting = case
+    x, y = digits[0][:64], digits[1][:64]
+    clf = _clf()
+    trainer = make(clf, checkpoint_dir=tmp_path)
+    before = {k: v.clone() for k, v in clf.model.state_dict().items()}
+    with pytest.raises(ValueError) as info:
+        call(trainer, x, y)
+    message = str(info.value)
+    assert "\n" not in message and given in message and setting in message, message
+    assert "fit got" in message
+    assert all(torch.equal(v, before[k]) for k, v in clf.model.state_dict().items())
+    assert list(tmp_path.iterdir()) == [] and trainer.last_result is None
