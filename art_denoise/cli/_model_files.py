@@ -54,13 +54,19 @@ MODEL_FILE = FileKind("art-denoise/model/1", "model.safetensors", "--model", "a 
 AUTOENCODER_FILE = FileKind(
     "art-denoise/autoencoder/1", "autoencoder.safetensors", "--autoencoder", "an autoencoder"
 )
-_OTHER = {MODEL_FILE.schema: AUTOENCODER_FILE, AUTOENCODER_FILE.schema: MODEL_FILE}
+_KINDS = {MODEL_FILE.schema: MODEL_FILE, AUTOENCODER_FILE.schema: AUTOENCODER_FILE}
 
 
 def _from_directory(directory: Path, kind: FileKind) -> Path:
     path = directory / kind.default_file
     if path.is_file():
         return path
+    for other in _KINDS.values():
+        if other != kind and (directory / other.default_file).is_file():
+            raise ValueError(
+                f"{kind.flag} {str(directory)!r} holds {other.words} "
+                f"({other.default_file}), not {kind.words}; pass it as {other.flag}"
+            )
     others = sorted(
         p.name
         for p in directory.glob("*.safetensors")
@@ -96,8 +102,8 @@ def _check_kind(path: Path, json_path: Path, kind: FileKind) -> None:
     schema = _schema(json_path)
     if schema == kind.schema:
         return
-    if schema in _OTHER:
-        other = _OTHER[schema]
+    if schema in _KINDS:
+        other = _KINDS[schema]
         raise ValueError(
             f"{kind.flag} {str(path)!r} is {_SCHEMAS[schema]}, not {kind.words}; pass it as "
             f"{other.flag}"
