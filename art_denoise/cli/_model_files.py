@@ -178,6 +178,11 @@ def load_autoencoder(given: Path, device: Any) -> Any:
     path = resolve(given, AUTOENCODER_FILE)
     device_type = "gpu" if getattr(device, "type", "cpu") == "cuda" else "cpu"
     try:
-        return DenoisingAutoencoderPyTorch.load(path, device_type=device_type)
+        autoencoder = DenoisingAutoencoderPyTorch.load(path, device_type=device_type)
     except ModelFileError as err:
         raise _corrupt(AUTOENCODER_FILE, given, err) from None
+    if not autoencoder.is_fitted:
+        raise ValueError(
+            f"--autoencoder {str(given)!r} was saved before it was trained (fit it first)"
+        )
+    return autoencoder

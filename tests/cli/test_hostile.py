@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pytest
 
 from art_denoise._files import FileWriteError, atomic_write_files
@@ -503,7 +504,17 @@ def test_evaluate_that_cannot_write_fails_in_one_line_and_keeps_the_report(
 def test_deepfool_runs_in_the_chosen_norm_and_backends_that_cannot_are_listed(ws, tmp_path) -> None:
     pytest.importorskip("foolbox")
     out = tmp_path / "df"
-    argv = [*EVALUATE, "--model", str(ws / "run"), "--attacks", "deepfool", "--norm", "inf", "--backends", "art,foolbox"]
+    argv = [
+        *EVALUATE,
+        "--model",
+        str(ws / "run"),
+        "--attacks",
+        "deepfool",
+        "--norm",
+        "inf",
+        "--backends",
+        "art,foolbox",
+    ]
     argv += ["--deepfool-steps", "3", "--n-samples", "8", "--no-checks", "--out", str(out)]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
@@ -542,3 +553,24 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys) -> None:
     assert main([*argv, "--resume"]) == 0
     assert "nothing changed" in capsys.readouterr().out
     assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("form", ["dir", "autoencoder.safetensors", "autoencoder.json"])
+def test_autoencoder_forms_put_the_filter_in_front(ws, tmp_path, form) -> None:
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+
+    folder = tmp_path / "ae"
+    autoencoder = DenoisingAutoencoderPyTorch((1, 8, 8), n_layers=1)
+    autoencoder.save(folder / "autoencoder.safetensors")
+    argv = [*EVALUATE, "--model", str(ws / "run"), "--out", str(tmp_path / "r")]
+    code = main([*argv, "--autoencoder", str(folder)])
+    assert code == 2 and not (tmp_path / "r").exists()  # an untrained filter is refused
+    autoencoder.fit(np.random.default_rng(0).random((32, 1, 8, 8), dtype=np.float32), nb_epochs=1)
+    autoencoder.save(folder / "autoencoder.safetensors")
+    given = folder if form == "dir" else folder / form
+    out = tmp_path / "r"
+    argv = [*EVALUATE, "--model", str(ws / "run"), "--autoencoder", str(given)]
+    argv += ["--attacks", "fgsm", "--backends", "art", "--n-samples", "8", "--no-checks"]
+    assert main([*argv, "--out", str(out)]) == 0
+    (model,) = json.loads((out / "report.json").read_text())["models"]
+    assert model["name"] == "run+autoencoder" and "autoencoder" in model["defense"]
