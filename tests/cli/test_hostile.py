@@ -574,3 +574,16 @@ def test_autoencoder_forms_put_the_filter_in_front(ws, tmp_path, form) -> None:
     assert main([*argv, "--out", str(out)]) == 0
     (model,) = json.loads((out / "report.json").read_text())["models"]
     assert model["name"] == "run+autoencoder" and "autoencoder" in model["defense"]
+
+
+def test_data_messages_name_the_flags_not_python_arguments(ws, tmp_path, capsys) -> None:
+    argv = [*EVALUATE, "--model", str(ws / "run"), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--n-samples", "100000"]) == 2
+    err = _one_line(capsys.readouterr().err, "evaluate")
+    assert "--n-samples 100000 is more than the 360 test images" in err and "n_test" not in err
+    bad = [a if a != "digits" else "mnist" for a in argv]
+    assert main([*bad, "--data-path", str(ws / "empty")]) == 1
+    err = _one_line(capsys.readouterr().err, "evaluate")
+    assert "dataset 'mnist' not found" in err and str(ws / "empty") in err
+    assert "download=True" not in err and "path=" not in err
+    assert not (tmp_path / "r").exists()
