@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,12 +14,18 @@ from torch import nn
 from art_denoise.attacks.backends import available_backends
 from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.attacks.spec import AttackSpec
+from art_denoise.cli._checks import (
+    check_device,
+    check_out_dir,
+    eot_samples,
+    output_dir,
+    positive_int,
+    seed,
+)
+from art_denoise.cli._common import check_backends, comma_list
 from art_denoise.data import Dataset
 from art_denoise.recipes import BlurNetSettings, ModelRecipe, build_model
 from art_denoise.training.methods import PGDTraining
-
-if TYPE_CHECKING:
-    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
 
 HELP = (
     "train small CNNs (baseline, denoising blocks, PGD-trained, BlurNet, autoencoder input "
@@ -65,18 +72,28 @@ def demo_training_method() -> PGDTraining:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("art-denoise-report"), help="report directory")
+    p.add_argument(
+        "--out",
+        type=output_dir,
+        default=Path("art-denoise-report"),
+        help="directory of the report and the models (default art-denoise-report)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a demo's report and models in --out"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backends", default=None, help="comma-separated (default: all installed)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument(
+        "--backends", type=comma_list, default=None, help="comma-separated (default: all installed)"
+    )
+    p.add_argument("--epochs", type=positive_int, default=40)
     p.add_argument(
         "--eot",
-        type=int,
+        type=eot_samples,
         default=DEFAULT_EOT_SAMPLES,
         metavar="K",
         help=f"EOT draws for the {' and '.join(EOT_MODELS)} models (default {DEFAULT_EOT_SAMPLES})",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
 
 
 def _train(name: str, data: Dataset, args: argparse.Namespace, device: torch.device) -> nn.Module:
@@ -117,10 +134,32 @@ def _train(name: str, data: Dataset, args: argparse.Namespace, device: torch.dev
     )
 
 
-def _backends(args: argparse.Namespace) -> list[str]:
-    """``--backends``, or every installed one (with a note on the plug-ins that are not)."""
-    backends = (
-        [b.strip() for b in args.backends.split(",")] if args.backends else available_backends()
+def _eot_specs(k: int) -> list[AttackSpec]:
+    """The demo's PGD attacks under EOT with ``k`` draws."""
+    return [s.replace(eot_samples=k) for s in DEMO_ATTACKS if s.attack == "pgd"]
+
+
+def demo_files() -> tuple[str, ...]:
+    """Every file the demo writes in ``--out``: the report's, and each model's pair."""
+    from art_denoise.evaluation.report import REPORT_FILES
+
+    models = [*DEMO_MODELS, "autoencoder"]
+    return (*REPORT_FILES, *(f"{m}{ext}" for m in models for ext in (".safetensors", ".json")))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What :func:`validate` made of the options; nothing trained yet."""
+
+    backends: list[str]
+    device: torch.device
+    out: Path
+
+
+def validate(args: argparse.Namespace) -> _Job:
+    """Check every option of ``demo`` (the backends against the demo's attacks, ``--out``)."""
+    backends = check_backends(
+        args.backends, [*DEMO_ATTACKS, *_eot_specs(args.eot)], skip_unsupported=False
     )
     missing = [b for b in ("torchattacks", "foolbox") if b not in available_backends()]
     if missing and not args.backends:
@@ -129,19 +168,53 @@ def _backends(args: argparse.Namespace) -> list[str]:
             "(see plugins/*/README.md)",
             file=sys.stderr,
         )
-    return backends
+    device = check_device(args.device)
+    out = check_out_dir(args.out, writes=demo_files(), overwrite=args.overwrite)
+    return _Job(backends, device, out)
 
 
-def _train_models(
-    data: Dataset, args: argparse.Namespace, device: torch.device
-) -> tuple[dict[str, nn.Module], DenoisingAutoencoderPyTorch]:
-    """The demo's models, in :data:`DEFENSES` order, and the autoencoder of the last."""
+def _accuracy(name: str, model: nn.Module, data: Dataset, seed: int, device: torch.device) -> float:
+    """Clean test accuracy of ``model``, printed; the global random state is left as it was
+    (the autoencoder's noise is drawn from ``seed``)."""
+    from art_denoise._torch import predict
+
+    x_test = torch.from_numpy(data.x_test).to(device)
+    y_test = torch.from_numpy(data.y_test)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)  # the autoencoder's noise
+        accuracy = float((predict(model, x_test).cpu() == y_test).float().mean())
+    print(f"{name} on digits: {accuracy:.1%} test accuracy ({len(x_test)} images)")
+    return accuracy
+
+
+def _metadata(name: str, accuracy: float, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "dataset": "digits",
+        "training": "pgd" if name == "pgd" else "standard",
+        "defense": DEFENSES[name],
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "test_accuracy": accuracy,
+    }
+
+
+def _train_and_save(
+    data: Dataset, args: argparse.Namespace, device: torch.device, out: Path
+) -> tuple[dict[str, nn.Module], dict[str, float]]:
+    """The demo's models, in :data:`DEFENSES` order, each saved in ``out`` once trained,
+    and their clean accuracies. The autoencoder is saved as the input filter on its own
+    (the classifier behind it is ``baseline.safetensors``)."""
     from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
     from art_denoise.estimators.classification.preprocessed import PreprocessedModel
+    from art_denoise.models import save_model
 
     models: dict[str, nn.Module] = {}
-    for name in ("baseline", "denoise", "pgd", "blurnet"):
+    accuracy: dict[str, float] = {}
+    for name in DEMO_MODELS:
         models[name] = _train(name, data, args, device)
+        accuracy[name] = _accuracy(name, models[name], data, args.seed, device)
+        meta = _metadata(name, accuracy[name], args)
+        save_model(models[name], out / f"{name}.safetensors", metadata=meta)
     autoencoder = DenoisingAutoencoderPyTorch(
         data.input_shape,
         n_layers=1,
@@ -149,80 +222,37 @@ def _train_models(
         device_type="gpu" if device.type == "cuda" else "cpu",
     )
     autoencoder.fit(data.x_train, nb_epochs=args.epochs, seed=args.seed)
+    autoencoder.save(out / "autoencoder.safetensors")
     models["autoencoder"] = PreprocessedModel(models["baseline"], [autoencoder]).eval()
-    return models, autoencoder
-
-
-def _accuracies(
-    models: dict[str, nn.Module], data: Dataset, seed: int, device: torch.device
-) -> dict[str, float]:
-    """Clean test accuracy of each model, printed (the autoencoder's noise seeded)."""
-    from art_denoise._torch import predict
-
-    x_test = torch.from_numpy(data.x_test).to(device)
-    y_test = torch.from_numpy(data.y_test)
-    accuracy = {}
-    for name, model in models.items():
-        torch.manual_seed(seed)  # the autoencoder's noise
-        accuracy[name] = float((predict(model, x_test).cpu() == y_test).float().mean())
-        print(f"{name} on digits: {accuracy[name]:.1%} test accuracy ({len(x_test)} images)")
-    return accuracy
-
-
-def _save_models(
-    out: Path,
-    models: dict[str, nn.Module],
-    autoencoder: DenoisingAutoencoderPyTorch,
-    accuracy: dict[str, float],
-    args: argparse.Namespace,
-) -> None:
-    """Each model file beside the report; the autoencoder is saved as the input filter."""
-    from art_denoise.models import save_model
-
-    for name, model in models.items():
-        meta = {
-            "dataset": "digits",
-            "training": "pgd" if name == "pgd" else "standard",
-            "defense": DEFENSES[name],
-            "epochs": args.epochs,
-            "seed": args.seed,
-            "test_accuracy": accuracy[name],
-        }
-        if name == "autoencoder":
-            # the classifier is baseline.safetensors; the input filter is saved on its own
-            autoencoder.save(out / "autoencoder.safetensors")
-        else:
-            save_model(model, out / f"{name}.safetensors", metadata=meta)
+    accuracy["autoencoder"] = _accuracy(
+        "autoencoder", models["autoencoder"], data, args.seed, device
+    )
+    return models, accuracy
 
 
 def run(args: argparse.Namespace) -> int:
-    from art_denoise._torch import resolve_device
     from art_denoise.data import load_dataset
     from art_denoise.evaluation import evaluate
 
-    eot_specs = [s.replace(eot_samples=args.eot) for s in DEMO_ATTACKS if s.attack == "pgd"]
-    backends = _backends(args)
-    device = resolve_device(args.device)
+    job = validate(args)  # usage errors first, before any training
     data = load_dataset("digits")
-    models, autoencoder = _train_models(data, args, device)
-    accuracy = _accuracies(models, data, args.seed, device)
+    models, _ = _train_and_save(data, args, job.device, job.out)
     report = evaluate(
         models,
         data.x_test,
         data.y_test,
         attacks=DEMO_ATTACKS,
-        extra_attacks={name: eot_specs for name in EOT_MODELS},
+        extra_attacks={name: _eot_specs(args.eot) for name in EOT_MODELS},
         reference_model=models["baseline"],  # for the transfer check
-        backends=backends,
+        backends=job.backends,
         defenses=DEFENSES,
         dataset="digits",
         split="test",
-        device=device,
+        device=job.device,
         seed=args.seed,
         progress=not args.quiet,
     )
-    out = report.save(args.out)
-    _save_models(out, models, autoencoder, accuracy, args)
+    out = report.save(job.out, overwrite=args.overwrite)
     print()
     print(report.summary_table())
     print(

@@ -140,7 +140,7 @@ def test_cli_sweeps_autoattack_all_or_nothing_rp2(digits_model, tmp_path) -> Non
         (["--sweep", "iterations"], "unknown sweep 'iterations'"),
         (["--sweep", "steps", "--attacks", "fgsm"], "needs pgd"),
         (["--sweep", "steps", "--max-steps", "5"], "leaves no steps value"),
-        (["--rp2", "--rp2-area", "2"], "area_fraction"),
+        (["--rp2", "--rp2-area", "2"], "--rp2-area"),
     ],
 )
 def test_cli_bad_options(digits_model, tmp_path, capsys, extra, message) -> None:
