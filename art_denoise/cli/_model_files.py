@@ -26,7 +26,9 @@ __all__ = [
 
 #: What each file kind's description says it is (its ``"schema"``).
 _SCHEMAS = {
+    "art-denoise/model/2": "a classifier model",
     "art-denoise/model/1": "a classifier model",
+    "art-denoise/autoencoder/2": "a denoising autoencoder (an input filter)",
     "art-denoise/autoencoder/1": "a denoising autoencoder (an input filter)",
     "art-denoise/report/1": "an evaluation report",
     "art-denoise/spectrum/1": "a spectrum report",
@@ -38,7 +40,7 @@ class FileKind:
     """One kind of model file the command line reads.
 
     Attributes:
-        schema: the ``"schema"`` of its JSON description.
+        schema: the ``"schema"`` of its JSON description (the current format).
         default_file: the weights file a directory holds (``model.safetensors``).
         flag: the option that takes it.
         words: what it is, for messages.
@@ -48,13 +50,30 @@ class FileKind:
     default_file: str
     flag: str
     words: str
+    #: older formats the loader still reads (with a warning)
+    legacy: tuple[str, ...] = ()
+
+    @property
+    def schemas(self) -> tuple[str, ...]:
+        """Every ``"schema"`` a file of this kind may carry."""
+        return (self.schema, *self.legacy)
 
 
-MODEL_FILE = FileKind("art-denoise/model/1", "model.safetensors", "--model", "a model")
-AUTOENCODER_FILE = FileKind(
-    "art-denoise/autoencoder/1", "autoencoder.safetensors", "--autoencoder", "an autoencoder"
+MODEL_FILE = FileKind(
+    "art-denoise/model/2",
+    "model.safetensors",
+    "--model",
+    "a model",
+    legacy=("art-denoise/model/1",),
 )
-_KINDS = {MODEL_FILE.schema: MODEL_FILE, AUTOENCODER_FILE.schema: AUTOENCODER_FILE}
+AUTOENCODER_FILE = FileKind(
+    "art-denoise/autoencoder/2",
+    "autoencoder.safetensors",
+    "--autoencoder",
+    "an autoencoder",
+    legacy=("art-denoise/autoencoder/1",),
+)
+_KINDS = {schema: kind for kind in (MODEL_FILE, AUTOENCODER_FILE) for schema in kind.schemas}
 
 
 def _from_directory(directory: Path, kind: FileKind) -> Path:
@@ -70,7 +89,7 @@ def _from_directory(directory: Path, kind: FileKind) -> Path:
     others = sorted(
         p.name
         for p in directory.glob("*.safetensors")
-        if _schema(p.with_suffix(".json")) == kind.schema
+        if _schema(p.with_suffix(".json")) in kind.schemas
     )
     hint = (
         f"; it holds {', '.join(others)}: pass one of them"
@@ -100,7 +119,7 @@ def _schema(json_path: Path) -> str | None:
 def _check_kind(path: Path, json_path: Path, kind: FileKind) -> None:
     """A description of another kind (an autoencoder as ``--model``, a report) refused."""
     schema = _schema(json_path)
-    if schema == kind.schema:
+    if schema in kind.schemas:
         return
     if schema in _KINDS:
         other = _KINDS[schema]
