@@ -41,6 +41,7 @@ class _SpecSettings:
     overshoot: float
     autoattack_steps: int
     autoattack_queries: int
+    apgd_steps: int = 100
 
 
 def _fgsm(eps: float | None, s: _SpecSettings) -> AttackSpec:
@@ -83,6 +84,17 @@ def _autoattack(eps: float | None, s: _SpecSettings) -> AttackSpec:
     )
 
 
+def _apgd(attack: str) -> Callable[[float | None, _SpecSettings], AttackSpec]:
+    """The builder of one APGD attack: ``apgd_steps`` iterations, one run, 9 targets."""
+
+    def build(eps: float | None, s: _SpecSettings) -> AttackSpec:
+        return AttackSpec(
+            attack=attack, norm=s.norm, eps=eps, steps=s.apgd_steps, batch_size=s.batch_size
+        )
+
+    return build
+
+
 #: How the command line pins each attack it offers; DeepFool runs once, unbounded, in the
 #: chosen norm (a backend whose DeepFool is L2 only refuses the Linf one).
 _SPEC_BUILDERS: dict[str, Callable[[float | None, _SpecSettings], AttackSpec]] = {
@@ -90,6 +102,9 @@ _SPEC_BUILDERS: dict[str, Callable[[float | None, _SpecSettings], AttackSpec]] =
     "pgd": _pgd,
     "deepfool": _deepfool,
     "autoattack": _autoattack,
+    "apgd-ce": _apgd("apgd-ce"),
+    "apgd-dlr": _apgd("apgd-dlr"),
+    "apgd-t": _apgd("apgd-t"),
 }
 _UNBOUNDED = ("deepfool",)
 
@@ -146,12 +161,14 @@ def make_specs(
     overshoot: float,
     autoattack_steps: int = 100,
     autoattack_queries: int = 5000,
+    apgd_steps: int = 100,
 ) -> list[AttackSpec]:
     """Turn CLI choices into fully pinned specs.
 
     PGD steps ``step_size`` (default eps/8) for ``steps`` iterations; FGSM steps eps;
     DeepFool runs unbounded in ``norm`` with the given overshoot; AutoAttack runs its gradient
-    attacks for ``autoattack_steps`` iterations and Square for ``autoattack_queries``.
+    attacks for ``autoattack_steps`` iterations and Square for ``autoattack_queries``; the
+    APGD attacks run ``apgd_steps`` iterations (APGD-T over 9 target classes).
     """
     settings = _SpecSettings(
         norm=norm,
@@ -164,6 +181,7 @@ def make_specs(
         overshoot=overshoot,
         autoattack_steps=autoattack_steps,
         autoattack_queries=autoattack_queries,
+        apgd_steps=apgd_steps,
     )
     specs: list[AttackSpec] = []
     for name in attacks:

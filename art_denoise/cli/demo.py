@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,6 @@ import torch
 from torch import nn
 
 from art_denoise.attacks.backends import available_backends
-from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.cli._checks import (
     check_device,
@@ -24,6 +24,7 @@ from art_denoise.cli._checks import (
 )
 from art_denoise.cli._common import check_backends, comma_list
 from art_denoise.data import Dataset
+from art_denoise.evaluation.suite import DefaultSuite, RoutedAttack
 from art_denoise.recipes import BlurNetSettings, ModelRecipe, build_model
 from art_denoise.training.methods import PGDTraining
 
@@ -32,20 +33,26 @@ HELP = (
     "filter) on digits and evaluate them across backends"
 )
 
-#: The demo's threat model: every hyperparameter pinned.
-DEMO_ATTACKS = (
-    AttackSpec(attack="fgsm", norm="inf", eps=0.1),
-    AttackSpec(attack="fgsm", norm="inf", eps=0.2),
-    AttackSpec(attack="pgd", norm="inf", eps=0.1, step_size=0.1 / 8, steps=20, random_start=True),
-    AttackSpec(attack="pgd", norm="inf", eps=0.2, step_size=0.2 / 8, steps=20, random_start=True),
-    AttackSpec(attack="deepfool", norm="2", eps=None, steps=50, overshoot=0.02, candidates=10),
+#: The demo's threat models: Linf eps 0.1 and 0.2 on [0, 1] digits.
+DEMO_EPS = (0.1, 0.2)
+#: The default attacks at each eps (:mod:`art_denoise.evaluation.suite`): PGD-20 (step eps/8,
+#: random start) through every backend, then APGD-CE and APGD-T (100 steps, 9 targets)
+#: through ``native``; a randomised model (the autoencoder) also gets APGD-CE and APGD-DLR
+#: with EOT over ``--eot`` draws.
+DEMO_SUITE = DefaultSuite()
+#: The minimal-norm attack: DeepFool L2, 50 steps, overshoot 0.02, through the backends of
+#: :data:`DEEPFOOL_BACKENDS` (ART's and torchattacks' DeepFool loop over the images one by
+#: one and took most of the demo's time; torchattacks' stalls on the boundary).
+DEMO_DEEPFOOL = AttackSpec(
+    attack="deepfool", norm="2", eps=None, steps=50, overshoot=0.02, candidates=10
 )
+DEEPFOOL_BACKENDS = ("native", "foolbox")
 
 #: The demo's models. "denoise": the CNN with Xie et al.'s non-local denoising blocks after
 #: each stage (trained clean: the blocks alone are not a defense); "pgd": the plain CNN
 #: adversarially trained; "blurnet": a 3x3 box low-pass layer after the first convolution
 #: (Raju & Lipasti); "autoencoder": the baseline behind the noisy denoising autoencoder,
-#: a randomised input filter, so its PGD numbers are also given under EOT.
+#: a randomised input filter (the evaluation detects it and attacks it with EOT-APGD).
 DEFENSES = {
     "baseline": "none",
     "denoise": "non-local blocks after stage1, stage2 (Xie 2019)",
@@ -61,9 +68,6 @@ DEMO_MODELS = {
     "pgd": ModelRecipe(),
     "blurnet": ModelRecipe(blurnet=BlurNetSettings(blur=3, kind="box")),
 }
-
-#: Models also attacked with Expectation over Transformation (PGD specs only).
-EOT_MODELS = ("blurnet", "autoencoder")
 
 
 def demo_training_method() -> PGDTraining:
@@ -89,9 +93,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eot",
         type=eot_samples,
-        default=DEFAULT_EOT_SAMPLES,
+        default=DEMO_SUITE.eot_samples,
         metavar="K",
-        help=f"EOT draws for the {' and '.join(EOT_MODELS)} models (default {DEFAULT_EOT_SAMPLES})",
+        help="EOT draws of the APGD attacks on the randomised (autoencoder) model "
+        f"(default {DEMO_SUITE.eot_samples}, AutoAttack's)",
     )
     p.add_argument("--seed", type=seed, default=0)
 
@@ -134,9 +139,15 @@ def _train(name: str, data: Dataset, args: argparse.Namespace, device: torch.dev
     )
 
 
-def _eot_specs(k: int) -> list[AttackSpec]:
-    """The demo's PGD attacks under EOT with ``k`` draws."""
-    return [s.replace(eot_samples=k) for s in DEMO_ATTACKS if s.attack == "pgd"]
+def _pgd_specs() -> list[AttackSpec]:
+    """The demo's PGD attacks: what every chosen backend must be able to run."""
+    return [r.spec for r in DEMO_SUITE.attacks(DEMO_EPS) if r.backends is None]
+
+
+def _deepfool(backends: list[str]) -> RoutedAttack:
+    """DeepFool through the chosen backends of :data:`DEEPFOOL_BACKENDS` (native always)."""
+    chosen = tuple(b for b in DEEPFOOL_BACKENDS if b in backends or b == "native")
+    return RoutedAttack(DEMO_DEEPFOOL, chosen)
 
 
 def demo_files() -> tuple[str, ...]:
@@ -158,9 +169,7 @@ class _Job:
 
 def validate(args: argparse.Namespace) -> _Job:
     """Check every option of ``demo`` (the backends against the demo's attacks, ``--out``)."""
-    backends = check_backends(
-        args.backends, [*DEMO_ATTACKS, *_eot_specs(args.eot)], skip_unsupported=False
-    )
+    backends = check_backends(args.backends, _pgd_specs(), skip_unsupported=False)
     missing = [b for b in ("torchattacks", "foolbox") if b not in available_backends()]
     if missing and not args.backends:
         print(
@@ -241,8 +250,10 @@ def run(args: argparse.Namespace) -> int:
         models,
         data.x_test,
         data.y_test,
-        attacks=DEMO_ATTACKS,
-        extra_attacks={name: _eot_specs(args.eot) for name in EOT_MODELS},
+        eps=DEMO_EPS,
+        norm="inf",
+        suite=dataclasses.replace(DEMO_SUITE, eot_samples=args.eot),
+        extra_attacks={name: [_deepfool(job.backends)] for name in models},
         reference_model=models["baseline"],  # for the transfer check
         backends=job.backends,
         defenses=DEFENSES,

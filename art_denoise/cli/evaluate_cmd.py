@@ -50,6 +50,7 @@ from art_denoise.evaluation.sweeps import (
 
 if TYPE_CHECKING:
     from art_denoise.attacks.spec import AttackSpec
+    from art_denoise.evaluation.suite import DefaultSuite
 
 HELP = "evaluate a saved model under attacks from several backends"
 
@@ -57,12 +58,12 @@ HELP = "evaluate a saved model under attacks from several backends"
 DEFAULT_OUT = "art-denoise-evaluation"
 #: The attack settings when their option is not given.
 DEFAULTS = {
-    "attacks": ["pgd"],
     "eps": [0.1],
     "steps": 20,
     "restarts": 1,
     "aa_steps": 100,
     "aa_queries": 5000,
+    "apgd_steps": 100,
     "deepfool_steps": 50,
     "overshoot": 0.02,
     "max_restarts": 10,
@@ -149,7 +150,13 @@ def _add_extra_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     """The threat model and the backends (an option's default is in its help)."""
-    p.add_argument("--attacks", type=comma_list, default=None, help="e.g. pgd,fgsm,deepfool")
+    p.add_argument(
+        "--attacks",
+        type=comma_list,
+        default=None,
+        help="e.g. pgd,apgd-ce,deepfool (default: at each eps, PGD through every backend, then "
+        "APGD-CE and APGD-T through native, with EOT-APGD for a randomised model)",
+    )
     p.add_argument(
         "--backends",
         type=comma_list,
@@ -169,9 +176,10 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--autoattack",
         action="store_true",
-        help="add AutoAttack at every eps (torchattacks: the standard version; ART: "
-        "APGD-CE, APGD-DLR, Square), after the other attacks",
+        help="add AutoAttack at every eps, after the other attacks (by default the standard "
+        "version through torchattacks; with --attacks, through every backend that has it)",
     )
+    p.add_argument("--apgd-steps", type=positive_int, default=None, help="APGD iterations (100)")
     p.add_argument(
         "--aa-steps", type=positive_int, default=None, help="AutoAttack's APGD/FAB iterations (100)"
     )
@@ -191,8 +199,10 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
         const=DEFAULT_EOT_SAMPLES,
         default=None,
         metavar="K",
-        help="also run every attack with Expectation over Transformation, averaging K >= 2 "
-        f"draws of a randomised model (default K={DEFAULT_EOT_SAMPLES})",
+        help="Expectation over Transformation, averaging K >= 2 draws of a randomised model: "
+        "with --attacks, every attack is also run with EOT (default K="
+        f"{DEFAULT_EOT_SAMPLES}); by default, the draws of the EOT-APGD a randomised model "
+        "gets anyway (20)",
     )
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--seed", type=seed, default=0)
@@ -204,9 +214,12 @@ def _given(args: argparse.Namespace, name: str) -> Any:
     return DEFAULTS[name] if value is None else value
 
 
-def _attacks(args: argparse.Namespace) -> list[str]:
-    """``--attacks`` (each known, none twice), and ``autoattack`` with ``--autoattack``."""
-    attacks = list(_given(args, "attacks"))
+def _attacks(args: argparse.Namespace) -> list[str] | None:
+    """``--attacks`` (each known, none twice), and ``autoattack`` with ``--autoattack``;
+    ``None`` without ``--attacks`` (the default suite)."""
+    if args.attacks is None:
+        return None
+    attacks = list(args.attacks)
     for name in attacks:
         if name not in CLI_ATTACKS:
             raise ValueError(
@@ -220,31 +233,70 @@ def _attacks(args: argparse.Namespace) -> list[str]:
     return attacks
 
 
-def _check_attack_needs(args: argparse.Namespace, attacks: list[str]) -> None:
-    pgd, bounded = "pgd" in attacks, any(a != "deepfool" for a in attacks)
+def _check_attack_needs(args: argparse.Namespace, attacks: list[str] | None) -> None:
+    """Options of attacks that will not run are refused (the default suite runs PGD and
+    APGD at every eps)."""
+    suite = attacks is None
+    names = attacks or []
+    pgd = suite or "pgd" in names
+    apgd = suite or any(a.startswith("apgd") for a in names)
     check_needs(
         args,
         {
-            "eps": (bounded, "an attack with a budget among --attacks (deepfool is unbounded)"),
+            "eps": (
+                suite or any(a != "deepfool" for a in names),
+                "an attack with a budget among --attacks (deepfool is unbounded)",
+            ),
             "steps": (pgd, "pgd among --attacks"),
             "step_size": (pgd, "pgd among --attacks"),
             "restarts": (pgd, "pgd among --attacks"),
             "no_random_start": (pgd, "pgd among --attacks"),
-            "deepfool_steps": ("deepfool" in attacks, "deepfool among --attacks"),
-            "overshoot": ("deepfool" in attacks, "deepfool among --attacks"),
-            "aa_steps": ("autoattack" in attacks, "--autoattack"),
-            "aa_queries": ("autoattack" in attacks, "--autoattack"),
+            "apgd_steps": (apgd, "an apgd attack among --attacks"),
+            "deepfool_steps": ("deepfool" in names, "deepfool among --attacks"),
+            "overshoot": ("deepfool" in names, "deepfool among --attacks"),
+            "aa_steps": (bool(args.autoattack), "--autoattack"),
+            "aa_queries": (bool(args.autoattack), "--autoattack"),
         },
     )
 
 
-def specs_from_args(args: argparse.Namespace) -> list[AttackSpec]:
-    """The attacks as pinned specs, every option checked under its flag's name."""
-    attacks = _attacks(args)
-    _check_attack_needs(args, attacks)
+def _eps(args: argparse.Namespace) -> list[float]:
     eps = _given(args, "eps")
     check_unique("--eps", eps)
     check_linf_eps("--eps", eps, args.norm)
+    return list(eps)
+
+
+def suite_from_args(args: argparse.Namespace) -> DefaultSuite:
+    """The default attacks' settings from the PGD, APGD, EOT and AutoAttack options."""
+    from art_denoise.evaluation.suite import DefaultSuite
+
+    return DefaultSuite(
+        pgd_steps=_given(args, "steps"),
+        pgd_step_size=args.step_size,
+        pgd_random_start=not args.no_random_start,
+        pgd_restarts=_given(args, "restarts"),
+        apgd_steps=_given(args, "apgd_steps"),
+        eot_samples=args.eot if args.eot is not None else 20,
+        autoattack=bool(args.autoattack),
+        autoattack_steps=_given(args, "aa_steps"),
+        autoattack_queries=_given(args, "aa_queries"),
+        batch_size=args.batch_size,
+    )
+
+
+def specs_from_args(args: argparse.Namespace) -> list[AttackSpec]:
+    """The attacks as pinned specs, every option checked under its flag's name.
+
+    Without ``--attacks``: the default suite's attacks for a model that is not randomised
+    (what the backends are checked against; the evaluation adds EOT-APGD for a randomised
+    one).
+    """
+    attacks = _attacks(args)
+    _check_attack_needs(args, attacks)
+    eps = _eps(args)
+    if attacks is None:
+        return [r.spec for r in suite_from_args(args).attacks(eps, norm=args.norm)]
     specs = make_specs(
         attacks,
         eps,
@@ -258,6 +310,7 @@ def specs_from_args(args: argparse.Namespace) -> list[AttackSpec]:
         overshoot=_given(args, "overshoot"),
         autoattack_steps=_given(args, "aa_steps"),
         autoattack_queries=_given(args, "aa_queries"),
+        apgd_steps=_given(args, "apgd_steps"),
     )
     if args.eot is not None:
         # both ways: single draws, then EOT, so the report shows what EOT changes
@@ -288,7 +341,7 @@ def sweeps_from_args(args: argparse.Namespace) -> list[SweepSpec]:
     if args.sweep_eps is not None:
         check_unique("--sweep-eps", args.sweep_eps)
         check_linf_eps("--sweep-eps", args.sweep_eps, args.norm)
-    if args.sweep and "pgd" not in _given(args, "attacks"):
+    if args.sweep and args.attacks is not None and "pgd" not in args.attacks:
         raise ValueError("--sweep needs pgd among --attacks (the sweeps vary PGD)")
     sweeps = {
         "steps": lambda: SweepSpec("steps", max_value=args.max_steps),
@@ -324,6 +377,9 @@ class _Job:
     """What :func:`validate` made of the options; nothing loaded yet."""
 
     specs: list[AttackSpec]
+    #: the default suite (``None`` with ``--attacks``: then ``specs`` run as given)
+    suite: DefaultSuite | None
+    eps: list[float]
     sweeps: list[SweepSpec]
     rp2: RP2Evaluation | None
     backends: list[str]
@@ -341,16 +397,22 @@ def validate(args: argparse.Namespace) -> _Job:
         FileNotFoundError: ``--model`` / ``--autoencoder`` names nothing loadable.
     """
     specs = specs_from_args(args)
+    suite = suite_from_args(args) if args.attacks is None else None
     sweeps = sweeps_from_args(args)
     rp2 = rp2_from_args(args)
-    backends = check_backends(args.backends, specs, skip_unsupported=True)
+    # the default suite routes APGD to native and AutoAttack to torchattacks itself
+    backends = check_backends(
+        args.backends,
+        [s for s in specs if suite is None or s.attack == "pgd"],
+        skip_unsupported=True,
+    )
     check_dataset(args.dataset)
     check_data_path(args.data_path)
     device = check_device(args.device)
     model = resolve(args.model, MODEL_FILE)
     autoencoder = resolve(args.autoencoder, AUTOENCODER_FILE) if args.autoencoder else None
     out = check_out_dir(args.out, writes=_report_files(), overwrite=args.overwrite)
-    return _Job(specs, sweeps, rp2, backends, device, model, autoencoder, out)
+    return _Job(specs, suite, _eps(args), sweeps, rp2, backends, device, model, autoencoder, out)
 
 
 def _report_files() -> tuple[str, ...]:
@@ -386,7 +448,10 @@ def run(args: argparse.Namespace) -> int:
         {name: model},
         data.x_test,
         data.y_test,
-        attacks=job.specs,
+        attacks=job.specs if job.suite is None else None,
+        eps=job.eps if job.suite is not None else None,
+        norm=args.norm,
+        suite=job.suite,
         backends=job.backends,
         defenses=defenses,
         dataset=data.name,
