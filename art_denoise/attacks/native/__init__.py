@@ -1,0 +1,16 @@
+"""Native attacks: torch only, batched on CPU and CUDA (no attack library)."""
+
+from __future__ import annotations
+
+from art_denoise.attacks.native.apgd import APGD_LOSSES, apgd, apgd_checkpoints, apgd_targeted
+from art_denoise.attacks.native.losses import ce_loss, dlr_loss, targeted_dlr_loss
+
+__all__ = [
+    "APGD_LOSSES",
+    "apgd",
+    "apgd_checkpoints",
+    "apgd_targeted",
+    "ce_loss",
+    "dlr_loss",
+    "targeted_dlr_loss",
+]

@@ -1,0 +1,495 @@
+"""Auto-PGD (Croce & Hein 2020): PGD with momentum and a step size that adapts itself.
+
+Batched in torch: every example carries its own step size, counters and best point as
+rows of tensors, and an example leaves the batch as soon as it is misclassified, so a
+step costs one forward and one backward pass of the examples still standing.
+
+The algorithm, for a budget of ``N`` iterations (REFERENCES.md §6):
+
+- start at a random point of the eps-ball (uniform in the Linf cube; for L2 on the
+  sphere of radius eps, as AutoAttack does), clipped to [0, 1]; first step size ``2 eps``;
+- ``z = P(x_k + eta * s(g))`` with ``s`` the sign (Linf) or the normalised gradient (L2)
+  and ``P`` the projection onto the eps-ball and the [0, 1] box; then
+  ``x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1}))`` with momentum ``a = 0.75``
+  (the first iteration takes ``z``);
+- checkpoints after ``w_j = ceil(p_j N)`` iterations (:func:`apgd_checkpoints`); at each
+  one an example halves its step if fewer than ``rho`` of the iterations since the last
+  checkpoint raised its loss, or if neither its step nor its best loss changed since the
+  last checkpoint; an example that halves restarts from its best point (with no momentum
+  carried over from the point it left).
+
+Differences from AutoAttack's code, all within the paper's description: the share of
+successful steps is compared with ``< rho`` (AutoAttack: ``<=``), the first iteration's
+success is judged against the starting point's loss (AutoAttack: against zero), and an
+example keeps the first misclassified point it reaches (AutoAttack: the last one).
+
+| Paper link: https://arxiv.org/abs/2003.01690 (Croce & Hein, ICML 2020)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from art_denoise._torch import attack_guard, model_device, project_to_ball
+from art_denoise._validation import (
+    as_float_images,
+    as_labels,
+    check_choice,
+    check_non_negative,
+    check_norm,
+    check_positive_int,
+)
+from art_denoise.attacks.native.losses import _ce, _dlr, _targeted_dlr
+
+__all__ = ["APGD_LOSSES", "apgd", "apgd_checkpoints", "apgd_targeted"]
+
+#: Losses of untargeted APGD.
+APGD_LOSSES = ("ce", "dlr")
+
+_LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+_LOSS_FNS: dict[str, _LossFn] = {
+    "ce": lambda logits, y, target: _ce(logits, y),
+    "dlr": lambda logits, y, target: _dlr(logits, y),
+    "dlr-targeted": _targeted_dlr,
+}
+#: The fewest classes each loss is defined for.
+_MIN_CLASSES = {"ce": 2, "dlr": 3, "dlr-targeted": 4}
+_LOSS_NAMES = {"ce": "cross-entropy", "dlr": "DLR", "dlr-targeted": "targeted DLR"}
+
+
+@dataclass(frozen=True)
+class _Settings:
+    norm: str
+    eps: float
+    steps: int
+    rho: float
+    momentum: float
+    loss: str
+
+
+@dataclass
+class _State:
+    """One row per example still standing; ``index`` is its row in the attacked batch."""
+
+    index: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor
+    x_adv: torch.Tensor
+    x_prev: torch.Tensor
+    grad: torch.Tensor
+    loss: torch.Tensor
+    x_best: torch.Tensor
+    grad_best: torch.Tensor
+    loss_best: torch.Tensor
+    step: torch.Tensor
+    successes: torch.Tensor
+    loss_best_checkpoint: torch.Tensor
+    reduced: torch.Tensor
+
+    def select(self, keep: torch.Tensor) -> _State:
+        return _State(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
+
+
+@dataclass
+class _Result:
+    """Per example: the returned point, whether it is misclassified, and its loss."""
+
+    x_adv: torch.Tensor
+    fooled: torch.Tensor
+    loss: torch.Tensor
+
+
+# ------------------------------------------------------------------ checks
+
+
+def _check_fraction(name: str, value: float, *, closed: bool) -> float:
+    value = check_non_negative(name, value)
+    if value <= 0 or value > 1 or (value == 1 and not closed):
+        bound = "(0, 1]" if closed else "(0, 1)"
+        raise ValueError(f"{name} must be in {bound}, got {value!r}")
+    return value
+
+
+def _settings(
+    *, norm: str, eps: float, steps: int, rho: float, momentum: float, loss: str
+) -> _Settings:
+    return _Settings(
+        norm=check_norm(norm),
+        eps=check_non_negative("eps", eps),
+        steps=check_positive_int("steps", steps),
+        rho=_check_fraction("rho", rho, closed=False),
+        momentum=_check_fraction("momentum", momentum, closed=True),
+        loss=loss,
+    )
+
+
+def _check_inputs(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    images = as_float_images(x)
+    labels = as_labels(y, n=images.shape[0]).to(images.device)
+    device = model_device(model, default=images.device)
+    if device != images.device:
+        raise ValueError(f"x is on {images.device} but the model is on {device}")
+    return images, labels
+
+
+def _clean_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """The model's logits on ``x``, checked against the labels and the loss's class count."""
+    with torch.no_grad():
+        logits = model(x)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or len(logits) != len(x):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+        raise ValueError(f"the model must return (B, classes) logits, got {shape}")
+    classes = logits.shape[1]
+    if classes < _MIN_CLASSES[loss]:
+        raise ValueError(
+            f"the {_LOSS_NAMES[loss]} loss needs at least {_MIN_CLASSES[loss]} classes, "
+            f"the model has {classes}"
+        )
+    if len(y) and int(y.max()) >= classes:
+        raise ValueError(f"labels must be in [0, {classes}), got a label {int(y.max())}")
+    return logits
+
+
+# ------------------------------------------------------------------ pieces of one run
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """The iterations after which APGD may halve an example's step size.
+
+    ``w_j = ceil(p_j * steps)`` with ``p_0 = 0``, ``p_1 = 0.22`` and
+    ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``, the ones in ``[1, steps]``, each once.
+
+    Example:
+        >>> apgd_checkpoints(100)
+        [22, 41, 57, 70, 80, 87, 93, 99]
+    """
+    steps = check_positive_int("steps", steps)
+    found: list[int] = []
+    previous, p = 0.0, 0.22
+    while (w := math.ceil(round(p * steps, 9))) <= steps:
+        if w not in found:
+            found.append(w)
+        previous, p = p, p + max(p - previous - 0.03, 0.06)
+    return found
+
+
+def _rows(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (B,) tensor shaped to broadcast against ``like`` (B, ...)."""
+    return t.view(-1, *([1] * (like.ndim - 1)))
+
+
+def _random_start(
+    x: torch.Tensor, cfg: _Settings, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Uniform in the Linf cube, or on the L2 sphere of radius eps; then clipped to [0, 1].
+
+    Drawn on the generator's device (the CPU, with torch's global RNG, when it is ``None``),
+    so a seed gives the same start on every device.
+    """
+    device = generator.device if generator is not None else torch.device("cpu")
+    if cfg.norm == "inf":
+        noise = (torch.rand(x.shape, generator=generator, device=device) * 2 - 1) * cfg.eps
+    else:
+        noise = torch.randn(x.shape, generator=generator, device=device)
+        noise = cfg.eps * noise / _rows(noise.flatten(1).norm(dim=1) + 1e-12, noise)
+    return project_to_ball(x, x + noise.to(x.device), cfg.eps, cfg.norm)
+
+
+def _loss_and_grad(
+    model: nn.Module, loss: str, x_adv: torch.Tensor, y: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits, per-example loss and its gradient with respect to ``x_adv`` (only)."""
+    x_in = x_adv.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x_in)
+        values = _LOSS_FNS[loss](logits, y, target)
+        if values.requires_grad:
+            (grad,) = torch.autograd.grad(values.sum(), x_in)
+        else:  # the model ignores its input
+            grad = torch.zeros_like(x_in)
+    return logits.detach(), values.detach(), grad.detach()
+
+
+def _direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    if norm == "inf":
+        return grad.sign()
+    return grad / _rows(grad.flatten(1).norm(dim=1) + 1e-12, grad)
+
+
+def _initial_state(
+    model: nn.Module,
+    cfg: _Settings,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    generator: torch.Generator | None,
+) -> tuple[_State, torch.Tensor]:
+    x0 = _random_start(x, cfg, generator)
+    logits, loss, grad = _loss_and_grad(model, cfg.loss, x0, y, target)
+    state = _State(
+        index=torch.arange(len(x), device=x.device),
+        x=x,
+        y=y,
+        target=target,
+        x_adv=x0,
+        x_prev=x0,
+        grad=grad,
+        loss=loss,
+        x_best=x0,
+        grad_best=grad,
+        loss_best=loss,
+        step=torch.full((len(x),), 2.0 * cfg.eps, device=x.device),
+        successes=torch.zeros(len(x), device=x.device),
+        loss_best_checkpoint=loss,
+        reduced=torch.ones(len(x), dtype=torch.bool, device=x.device),
+    )
+    return state, logits
+
+
+@torch.no_grad()
+def _next_point(s: _State, cfg: _Settings, first: bool) -> torch.Tensor:
+    """``z = P(x + eta s(g))``, then the momentum step (the first iteration takes ``z``)."""
+    z = project_to_ball(
+        s.x, s.x_adv + _rows(s.step, s.x) * _direction(s.grad, cfg.norm), cfg.eps, cfg.norm
+    )
+    if first:
+        return z
+    a = cfg.momentum
+    moved = s.x_adv + a * (z - s.x_adv) + (1 - a) * (s.x_adv - s.x_prev)
+    return project_to_ball(s.x, moved, cfg.eps, cfg.norm)
+
+
+def _advance(model: nn.Module, s: _State, cfg: _Settings, first: bool) -> torch.Tensor:
+    """One iteration for every example standing (in place); returns the new logits."""
+    x_new = _next_point(s, cfg, first)
+    logits, loss, grad = _loss_and_grad(model, cfg.loss, x_new, s.y, s.target)
+    with torch.no_grad():
+        s.successes += (loss > s.loss).float()
+        better = loss > s.loss_best
+        s.x_best = torch.where(_rows(better, x_new), x_new, s.x_best)
+        s.grad_best = torch.where(_rows(better, grad), grad, s.grad_best)
+        s.loss_best = torch.where(better, loss, s.loss_best)
+        s.x_prev, s.x_adv, s.grad, s.loss = s.x_adv, x_new, grad, loss
+    return logits
+
+
+@torch.no_grad()
+def _checkpoint(s: _State, rho: float, interval: int) -> None:
+    """Halve the step where progress stalled and restart those examples from their best."""
+    few_successes = s.successes < rho * interval
+    stalled = ~s.reduced & (s.loss_best <= s.loss_best_checkpoint)
+    halve = few_successes | stalled
+    rows = _rows(halve, s.x)
+    s.step = torch.where(halve, s.step / 2, s.step)
+    s.x_adv = torch.where(rows, s.x_best, s.x_adv)
+    s.x_prev = torch.where(rows, s.x_best, s.x_prev)
+    s.grad = torch.where(rows, s.grad_best, s.grad)
+    s.loss = torch.where(halve, s.loss_best, s.loss)
+    s.reduced = halve
+    s.loss_best_checkpoint = s.loss_best.clone()
+    s.successes = torch.zeros_like(s.successes)
+
+
+def _retire(s: _State, logits: torch.Tensor, out: _Result) -> _State:
+    """Record the examples just misclassified (their current point) and drop them."""
+    fooled = logits.argmax(dim=1) != s.y
+    if not bool(fooled.any()):
+        return s
+    rows = s.index[fooled]
+    out.x_adv[rows] = s.x_adv[fooled]
+    out.loss[rows] = s.loss[fooled]
+    out.fooled[rows] = True
+    return s.select(~fooled)
+
+
+def _run(
+    model: nn.Module,
+    cfg: _Settings,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    generator: torch.Generator | None,
+) -> _Result:
+    """One APGD run on ``x``: the first misclassified point, else the best-loss point."""
+    out = _Result(
+        x_adv=x.clone(),
+        fooled=torch.zeros(len(x), dtype=torch.bool, device=x.device),
+        loss=torch.full((len(x),), float("-inf"), device=x.device),
+    )
+    state, logits = _initial_state(model, cfg, x, y, target, generator)
+    state = _retire(state, logits, out)
+    checkpoints = apgd_checkpoints(cfg.steps)
+    intervals = {w: w - v for v, w in zip([0, *checkpoints], checkpoints, strict=False)}
+    for i in range(1, cfg.steps + 1):
+        if len(state.index) == 0:
+            break
+        logits = _advance(model, state, cfg, first=i == 1)
+        state = _retire(state, logits, out)
+        if i in intervals:
+            _checkpoint(state, cfg.rho, intervals[i])
+    out.x_adv[state.index] = state.x_best
+    out.loss[state.index] = state.loss_best
+    return out
+
+
+# ------------------------------------------------------------------ public attacks
+
+
+def apgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    norm: str,
+    eps: float,
+    steps: int = 100,
+    loss: str = "ce",
+    rho: float = 0.75,
+    momentum: float = 0.75,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Untargeted Auto-PGD on the cross-entropy or the DLR loss (one run, no restarts).
+
+    Images the model already misclassifies are returned unchanged. Every other image gets
+    the first misclassified point the attack reaches, or else the point of highest loss.
+    The model runs in eval mode with frozen parameters during the attack; its modes,
+    ``requires_grad`` flags and ``.grad`` are restored afterwards. For a randomised model
+    pass :class:`~art_denoise.attacks.eot.EOTModel` (EOT: the gradient of the mean logits).
+
+    Args:
+        model: maps (B, C, H, W) images in [0, 1] to (B, classes) logits.
+        x: (B, C, H, W) clean images in [0, 1], on the model's device.
+        y: (B,) true labels.
+        norm: ``"inf"`` or ``"2"`` (``np.inf``, ``2``, ``"linf"``, ``"l2"`` accepted).
+        eps: radius of the threat model's ball, >= 0.
+        steps: iterations, >= 1 (one forward and backward pass each).
+        loss: ``"ce"`` (cross-entropy) or ``"dlr"`` (needs >= 3 classes).
+        rho: share of loss-raising iterations below which a checkpoint halves the step,
+            in (0, 1).
+        momentum: weight ``a`` of the new step against the last move, in (0, 1].
+        generator: RNG of the random start; ``None`` uses torch's global CPU RNG.
+
+    Returns:
+        (B, C, H, W) float32 adversarial images, within ``eps`` of ``x`` and in [0, 1].
+
+    Raises:
+        TypeError: ``model`` is not a module, bad ``x``/``y`` types, bad ``generator``.
+        ValueError: a bad setting, shape or device; too few classes for the loss.
+
+    Shape:
+        - x: (B, C, H, W); y: (B,)
+        - Output: (B, C, H, W)
+
+    Example:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+        >>> x, y = torch.full((2, 1, 2, 2), 0.5), torch.tensor([0, 1])
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x_adv = apgd(model, x, y, norm="inf", eps=0.1, steps=10, generator=gen)
+        >>> x_adv.shape, bool((x_adv - x).abs().max() <= 0.1 + 1e-6)
+        (torch.Size([2, 1, 2, 2]), True)
+    """
+    cfg = _settings(
+        norm=norm,
+        eps=eps,
+        steps=steps,
+        rho=rho,
+        momentum=momentum,
+        loss=check_choice("loss", loss, APGD_LOSSES),
+    )
+    x, y = _check_inputs(model, x, y, generator)
+    with attack_guard(model):
+        logits = _clean_logits(model, x, y, cfg.loss)
+        todo = logits.argmax(dim=1) == y
+        x_adv = x.clone()
+        if bool(todo.any()):
+            x_adv[todo] = _run(model, cfg, x[todo], y[todo], y[todo], generator).x_adv
+    return x_adv
+
+
+def _ranked_targets(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B, K - 1): the classes other than ``y``, most likely first."""
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    return others.argsort(dim=1, descending=True)[:, :-1]
+
+
+def apgd_targeted(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    norm: str,
+    eps: float,
+    steps: int = 100,
+    target_classes: int = 9,
+    rho: float = 0.75,
+    momentum: float = 0.75,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """APGD-T: Auto-PGD on the targeted DLR loss towards each likely wrong class in turn.
+
+    The targets are the clean logits' most likely classes other than ``y`` (ranks 2 to
+    ``target_classes + 1``, at most all ``classes - 1`` of them). For each target rank one
+    APGD run of ``steps`` iterations attacks the images no earlier rank has broken. The
+    attack is untargeted in what it counts: an image is broken by any misclassification.
+    An image never broken gets the point of highest targeted-DLR loss over the ranks.
+
+    Args:
+        model: maps (B, C, H, W) images in [0, 1] to (B, classes) logits, classes >= 4.
+        x: (B, C, H, W) clean images in [0, 1], on the model's device.
+        y: (B,) true labels.
+        norm: ``"inf"`` or ``"2"``.
+        eps: radius of the threat model's ball, >= 0.
+        steps: iterations per target class, >= 1.
+        target_classes: how many target classes to try, >= 1 (AutoAttack: 9).
+        rho: as in :func:`apgd`.
+        momentum: as in :func:`apgd`.
+        generator: RNG of the random starts (one per target rank).
+
+    Returns:
+        (B, C, H, W) float32 adversarial images, within ``eps`` of ``x`` and in [0, 1].
+
+    Raises:
+        TypeError: ``model`` is not a module, bad ``x``/``y`` types, bad ``generator``.
+        ValueError: a bad setting, shape or device; fewer than 4 classes.
+
+    Example:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 5))
+        >>> x, y = torch.full((2, 1, 2, 2), 0.5), torch.tensor([0, 1])
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x_adv = apgd_targeted(model, x, y, norm="2", eps=0.1, steps=5, generator=gen)
+        >>> bool((x_adv - x).flatten(1).norm(dim=1).max() <= 0.1 + 1e-6)
+        True
+    """
+    cfg = _settings(
+        norm=norm, eps=eps, steps=steps, rho=rho, momentum=momentum, loss="dlr-targeted"
+    )
+    target_classes = check_positive_int("target_classes", target_classes)
+    x, y = _check_inputs(model, x, y, generator)
+    with attack_guard(model):
+        logits = _clean_logits(model, x, y, cfg.loss)
+        alive = logits.argmax(dim=1) == y
+        ranked = _ranked_targets(logits, y)
+        x_adv, best = x.clone(), torch.full((len(x),), float("-inf"), device=x.device)
+        for rank in range(min(target_classes, ranked.shape[1])):
+            rows = alive.nonzero().squeeze(1)
+            if len(rows) == 0:
+                break
+            res = _run(model, cfg, x[rows], y[rows], ranked[rows, rank], generator)
+            keep = res.fooled | (res.loss > best[rows])
+            x_adv[rows[keep]] = res.x_adv[keep]
+            best[rows[keep]] = res.loss[keep]
+            alive[rows[res.fooled]] = False
+    return x_adv
