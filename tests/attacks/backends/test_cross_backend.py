@@ -32,7 +32,7 @@ import torch
 from art_denoise.attacks import AttackSpec
 from art_denoise.attacks.backends.base import perturbation_norms
 
-BACKENDS = ("art", "torchattacks", "foolbox")
+BACKENDS = ("art", "torchattacks", "foolbox", "native")
 
 
 class AgreementCase(NamedTuple):
@@ -70,7 +70,7 @@ AGREEMENT_CASES = [
     AgreementCase(
         "pgd-l2-random-start",
         AttackSpec(attack="pgd", norm="2", eps=1.0, step_size=0.25, steps=20, random_start=True),
-        ("art", "foolbox"),  # torchattacks refuses it (its start is not uniform in the ball)
+        ("art", "foolbox", "native"),  # torchattacks refuses it (not uniform in the ball)
         0.03,
         0.9,
     ),
@@ -126,8 +126,9 @@ def test_deepfool_unbounded(run_attack, predict, test_split, shared_model):
     y = y[:DEEPFOOL_N]
     clean_correct = predict(x[:DEEPFOOL_N]) == y
     acc = {b: _accuracy(predict, run_attack(b, DEEPFOOL, DEEPFOOL_N), y) for b in BACKENDS}
-    # ART and foolbox break every correctly classified image (0.6% and 0% on all 360).
-    for b in ("art", "foolbox"):
+    # ART, foolbox and native break every correctly classified image (0.6%, 0% and 0% on
+    # all 360).
+    for b in ("art", "foolbox", "native"):
         adv_pred = predict(run_attack(b, DEEPFOOL, DEEPFOOL_N))
         assert not bool(((adv_pred == y) & clean_correct).any()), b
         assert acc[b] <= 0.05
