@@ -147,8 +147,9 @@ def deepfool_result(
     state = _State(x0, labels)
     if len(x0) == 0:
         return state.result()
-    others = _candidate_classes(model, x0, labels, candidates)
-    active = torch.arange(len(x0), device=x0.device)
+    others, correct = _candidate_classes(model, x0, labels, candidates)
+    state.adversarial |= ~correct  # misclassified at the start: left as they are
+    active = correct.nonzero().flatten()
     for step in range(steps + 1):
         batch = _check(model, state, active, last=step == steps)
         if batch is None:
@@ -207,6 +208,8 @@ def _check(model: nn.Module, state: _State, active: torch.Tensor, *, last: bool)
 
     ``None`` when none is left, or when this was the final check (``last``).
     """
+    if len(active) == 0:
+        return None
     xa = state.x_adv[active].requires_grad_(not last)
     with torch.set_grad_enabled(not last):
         logits = model(xa)
@@ -226,8 +229,9 @@ def _check(model: nn.Module, state: _State, active: torch.Tensor, *, last: bool)
 
 def _candidate_classes(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, candidates: int
-) -> torch.Tensor:
-    """(B, k - 1): the most likely classes of the clean images other than ``y``, in order."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, k - 1): the most likely classes of the clean images other than ``y``, in order;
+    and (B,) whether each clean image is classified correctly."""
     with torch.no_grad():
         logits = model(x)
     if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
@@ -242,7 +246,7 @@ def _candidate_classes(
         raise ValueError(f"labels must be in [0, {num_classes}), got up to {int(y.max())}")
     k = min(candidates, num_classes)
     masked = logits.scatter(1, y[:, None], float("-inf"))
-    return masked.topk(k - 1, dim=1).indices
+    return masked.topk(k - 1, dim=1).indices, logits.argmax(dim=1) == y
 
 
 def _closest_boundary(

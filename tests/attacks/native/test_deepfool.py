@@ -155,6 +155,8 @@ def test_image_misclassified_at_start_is_returned_unchanged() -> None:
     assert result.steps[[1, 5]].tolist() == [0, 0]
     assert bool(result.adversarial.all())
     assert bool((result.steps[[0, 2, 3, 4, 6, 7]] >= 1).all())
+    none_correct = deepfool_result(model, x, (y + 1) % 7)
+    assert torch.equal(none_correct.x_adv, x) and int(none_correct.steps.sum()) == 0
 
 
 def test_frozen_once_flipped() -> None:
