@@ -83,7 +83,7 @@ def test_bad_eot_settings() -> None:
     assert spec.name == "pgd-linf+eot16" and spec.key == "pgd-linf+eot16@0.1"
 
 
-@pytest.mark.parametrize("backend", ["art", "torchattacks", "foolbox"])
+@pytest.mark.parametrize("backend", ["art", "native", "torchattacks", "foolbox"])
 def test_every_backend_attacks_the_eot_model(backend) -> None:
     if backend not in available_backends():
         pytest.skip(f"{backend} plugin not installed")
