@@ -8,7 +8,8 @@ boundary, again and again. Per step, for each candidate class ``k`` (the ``candi
 most likely classes of the clean image other than ``y``):
 
 - ``f_k = z_k - z_y`` and ``w_k = grad f_k`` at the current point, for the whole batch at
-  once (one forward pass, one backward pass per candidate);
+  once: one forward pass, then one backward pass per candidate (CPU) or all of them in one
+  vmapped backward pass (CUDA; ``batched_backward``);
 - the distance to the linearised boundary ``d_k = |f_k| / (||w_k||_q + 1e-8)``, with ``q``
   the dual norm (2 for L2, 1 for Linf); ``l = argmin_k d_k``;
 - the step ``r = (d_l + 1e-4) * w_l / (||w_l||_2 + 1e-8)`` (L2) or
