@@ -1,8 +1,9 @@
 """Auto-PGD (Croce & Hein 2020): PGD with momentum and a step size that adapts itself.
 
 Batched in torch: every example carries its own step size, counters and best point as
-rows of tensors, and an example leaves the batch as soon as it is misclassified, so a
-step costs one forward and one backward pass of the examples still standing.
+rows of tensors, and a misclassified example leaves the batch (on the CPU at once, on a
+GPU every few iterations, to avoid waiting for the device at each one), so a step costs
+one forward and one backward pass of the examples still standing.
 
 The algorithm, for a budget of ``N`` iterations (REFERENCES.md §6):
 
@@ -58,6 +59,9 @@ _LOSS_FNS: dict[str, _LossFn] = {
     "dlr": lambda logits, y, target: _dlr(logits, y),
     "dlr-targeted": _targeted_dlr,
 }
+#: On a GPU, finished examples leave the batch every this many iterations (each time costs
+#: a wait for the device); on the CPU at every iteration.
+_GPU_COMPACT_EVERY = 5
 #: The fewest classes each loss is defined for.
 _MIN_CLASSES = {"ce": 2, "dlr": 3, "dlr-targeted": 4}
 _LOSS_NAMES = {"ce": "cross-entropy", "dlr": "DLR", "dlr-targeted": "targeted DLR"}
@@ -75,12 +79,19 @@ class _Settings:
 
 @dataclass
 class _State:
-    """One row per example still standing; ``index`` is its row in the attacked batch."""
+    """One row per example still in the batch; ``index`` is its row in the attacked batch.
+
+    ``low`` / ``high`` bound each pixel (the Linf ball intersected with the box; the box
+    alone for L2). ``done`` marks the examples already misclassified, ``x_found`` the first
+    misclassified point of each; they leave the batch at the next compaction.
+    """
 
     index: torch.Tensor
     x: torch.Tensor
     y: torch.Tensor
     target: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
     x_adv: torch.Tensor
     x_prev: torch.Tensor
     grad: torch.Tensor
@@ -92,6 +103,8 @@ class _State:
     successes: torch.Tensor
     loss_best_checkpoint: torch.Tensor
     reduced: torch.Tensor
+    done: torch.Tensor
+    x_found: torch.Tensor
 
     def select(self, keep: torch.Tensor) -> _State:
         return _State(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
@@ -191,6 +204,25 @@ def _rows(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t.view(-1, *([1] * (like.ndim - 1)))
 
 
+def _bounds(x: torch.Tensor, cfg: _Settings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel bounds: ``[x - eps, x + eps]`` within [0, 1] for Linf, [0, 1] for L2."""
+    if cfg.norm == "inf":
+        return (x - cfg.eps).clamp_min(0.0), (x + cfg.eps).clamp_max(1.0)
+    return torch.zeros_like(x), torch.ones_like(x)
+
+
+def _project(s: _State, point: torch.Tensor, cfg: _Settings) -> torch.Tensor:
+    """``point`` projected onto the eps-ball around ``s.x`` and then clipped to [0, 1].
+
+    For Linf the two are one clamp between the precomputed bounds (a single kernel).
+    """
+    if cfg.norm == "2":
+        delta = point - s.x
+        factor = (cfg.eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp_max(1.0)
+        point = torch.addcmul(s.x, delta, _rows(factor, delta))
+    return torch.clamp(point, min=s.low, max=s.high)
+
+
 def _random_start(
     x: torch.Tensor, cfg: _Settings, generator: torch.Generator | None
 ) -> torch.Tensor:
@@ -236,14 +268,18 @@ def _initial_state(
     y: torch.Tensor,
     target: torch.Tensor,
     generator: torch.Generator | None,
-) -> tuple[_State, torch.Tensor]:
+) -> _State:
     x0 = _random_start(x, cfg, generator)
+    low, high = _bounds(x, cfg)
     logits, loss, grad = _loss_and_grad(model, cfg.loss, x0, y, target)
-    state = _State(
-        index=torch.arange(len(x), device=x.device),
+    n, device = len(x), x.device
+    return _State(
+        index=torch.arange(n, device=device),
         x=x,
         y=y,
         target=target,
+        low=low,
+        high=high,
         x_adv=x0,
         x_prev=x0,
         grad=grad,
@@ -251,39 +287,41 @@ def _initial_state(
         x_best=x0,
         grad_best=grad,
         loss_best=loss,
-        step=torch.full((len(x),), 2.0 * cfg.eps, device=x.device),
-        successes=torch.zeros(len(x), device=x.device),
+        step=torch.full((n,), 2.0 * cfg.eps, device=device),
+        successes=torch.zeros(n, device=device),
         loss_best_checkpoint=loss,
-        reduced=torch.ones(len(x), dtype=torch.bool, device=x.device),
+        reduced=torch.ones(n, dtype=torch.bool, device=device),
+        done=logits.argmax(dim=1) != y,
+        x_found=x0,
     )
-    return state, logits
 
 
 @torch.no_grad()
 def _next_point(s: _State, cfg: _Settings, first: bool) -> torch.Tensor:
-    """``z = P(x + eta s(g))``, then the momentum step (the first iteration takes ``z``)."""
-    z = project_to_ball(
-        s.x, s.x_adv + _rows(s.step, s.x) * _direction(s.grad, cfg.norm), cfg.eps, cfg.norm
-    )
+    """``z = P(x + eta s(g))``, then the momentum step (the first iteration takes ``z``).
+
+    ``x + a (z - x) + (1 - a)(x - x_prev)`` is written ``lerp(2 x - x_prev, z, a)``.
+    """
+    z = _project(s, torch.addcmul(s.x_adv, _rows(s.step, s.x), _direction(s.grad, cfg.norm)), cfg)
     if first:
         return z
-    a = cfg.momentum
-    moved = s.x_adv + a * (z - s.x_adv) + (1 - a) * (s.x_adv - s.x_prev)
-    return project_to_ball(s.x, moved, cfg.eps, cfg.norm)
+    return _project(s, torch.lerp(torch.lerp(s.x_prev, s.x_adv, 2.0), z, cfg.momentum), cfg)
 
 
-def _advance(model: nn.Module, s: _State, cfg: _Settings, first: bool) -> torch.Tensor:
-    """One iteration for every example standing (in place); returns the new logits."""
+def _advance(model: nn.Module, s: _State, cfg: _Settings, first: bool) -> None:
+    """One iteration for every example in the batch, in place."""
     x_new = _next_point(s, cfg, first)
     logits, loss, grad = _loss_and_grad(model, cfg.loss, x_new, s.y, s.target)
     with torch.no_grad():
-        s.successes += (loss > s.loss).float()
+        s.successes.add_(loss > s.loss)
         better = loss > s.loss_best
         s.x_best = torch.where(_rows(better, x_new), x_new, s.x_best)
         s.grad_best = torch.where(_rows(better, grad), grad, s.grad_best)
         s.loss_best = torch.where(better, loss, s.loss_best)
         s.x_prev, s.x_adv, s.grad, s.loss = s.x_adv, x_new, grad, loss
-    return logits
+        fooled = logits.argmax(dim=1) != s.y
+        s.x_found = torch.where(_rows(fooled & ~s.done, x_new), x_new, s.x_found)
+        s.done = s.done | fooled
 
 
 @torch.no_grad()
@@ -303,16 +341,22 @@ def _checkpoint(s: _State, rho: float, interval: int) -> None:
     s.successes = torch.zeros_like(s.successes)
 
 
-def _retire(s: _State, logits: torch.Tensor, out: _Result) -> _State:
-    """Record the examples just misclassified (their current point) and drop them."""
-    fooled = logits.argmax(dim=1) != s.y
-    if not bool(fooled.any()):
+def _compact_every(device: torch.device) -> int:
+    return 1 if device.type == "cpu" else _GPU_COMPACT_EVERY
+
+
+def _compact(s: _State, out: _Result) -> _State:
+    """Write the misclassified examples' first adversarial points to ``out``; drop them.
+
+    Asking whether any example is done waits for the device, so on a GPU this runs every
+    few iterations, not at each one (finished examples ride along until then).
+    """
+    if not bool(s.done.any()):
         return s
-    rows = s.index[fooled]
-    out.x_adv[rows] = s.x_adv[fooled]
-    out.loss[rows] = s.loss[fooled]
+    rows = s.index[s.done]
+    out.x_adv[rows] = s.x_found[s.done]
     out.fooled[rows] = True
-    return s.select(~fooled)
+    return s.select(~s.done)
 
 
 def _run(
@@ -329,17 +373,18 @@ def _run(
         fooled=torch.zeros(len(x), dtype=torch.bool, device=x.device),
         loss=torch.full((len(x),), float("-inf"), device=x.device),
     )
-    state, logits = _initial_state(model, cfg, x, y, target, generator)
-    state = _retire(state, logits, out)
+    state = _compact(_initial_state(model, cfg, x, y, target, generator), out)
     checkpoints = apgd_checkpoints(cfg.steps)
     intervals = {w: w - v for v, w in zip([0, *checkpoints], checkpoints, strict=False)}
+    every = _compact_every(x.device)
     for i in range(1, cfg.steps + 1):
         if len(state.index) == 0:
             break
-        logits = _advance(model, state, cfg, first=i == 1)
-        state = _retire(state, logits, out)
+        _advance(model, state, cfg, first=i == 1)
         if i in intervals:
             _checkpoint(state, cfg.rho, intervals[i])
+        if i % every == 0 or i == cfg.steps:
+            state = _compact(state, out)
     out.x_adv[state.index] = state.x_best
     out.loss[state.index] = state.loss_best
     return out
