@@ -36,9 +36,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from art_denoise._validation import check_non_negative, check_positive_int
+from art_denoise._validation import check_non_negative, check_norm, check_positive_int
 from art_denoise.attacks.native._checks import check_batch
-from art_denoise.attacks.spec import normalize_norm
 
 __all__ = ["DeepFoolResult", "deepfool", "deepfool_result"]
 
@@ -139,7 +138,7 @@ def deepfool_result(
         (True, True)
     """
     x0, labels = check_batch(model, x, y)
-    norm = normalize_norm(norm)
+    norm = check_norm(norm)
     check_positive_int("steps", steps)
     overshoot = check_non_negative("overshoot", overshoot)
     check_positive_int("candidates", candidates, minimum=2)
