@@ -8,7 +8,8 @@ boundary, again and again. Per step, for each candidate class ``k`` (the ``candi
 most likely classes of the clean image other than ``y``):
 
 - ``f_k = z_k - z_y`` and ``w_k = grad f_k`` at the current point, for the whole batch at
-  once (one forward pass, one backward pass per candidate);
+  once: one forward pass, then one backward pass per candidate (CPU) or all of them in one
+  vmapped backward pass (CUDA; ``batched_backward``);
 - the distance to the linearised boundary ``d_k = |f_k| / (||w_k||_q + 1e-8)``, with ``q``
   the dual norm (2 for L2, 1 for Linf); ``l = argmin_k d_k``;
 - the step ``r = (d_l + 1e-4) * w_l / (||w_l||_2 + 1e-8)`` (L2) or
@@ -35,9 +36,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from art_denoise._validation import check_non_negative, check_positive_int
+from art_denoise._validation import check_non_negative, check_norm, check_positive_int
 from art_denoise.attacks.native._checks import check_batch
-from art_denoise.attacks.spec import normalize_norm
 
 __all__ = ["DeepFoolResult", "deepfool", "deepfool_result"]
 
@@ -138,7 +138,7 @@ def deepfool_result(
         (True, True)
     """
     x0, labels = check_batch(model, x, y)
-    norm = normalize_norm(norm)
+    norm = check_norm(norm)
     check_positive_int("steps", steps)
     overshoot = check_non_negative("overshoot", overshoot)
     check_positive_int("candidates", candidates, minimum=2)

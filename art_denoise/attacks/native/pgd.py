@@ -29,9 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_denoise._validation import check_non_negative, check_positive_int
+from art_denoise._validation import check_non_negative, check_norm, check_positive_int
 from art_denoise.attacks.native._checks import check_batch
-from art_denoise.attacks.spec import normalize_norm
 
 __all__ = ["fgsm", "pgd", "random_start_point"]
 
@@ -59,7 +58,7 @@ def random_start_point(
         >>> bool(((start - x).flatten(1).norm(dim=1) <= 0.25).all())
         True
     """
-    norm = normalize_norm(norm)
+    norm = check_norm(norm)
     eps = check_non_negative("eps", eps)
     device = x.device if generator is None else generator.device
     if norm == "inf":
@@ -114,7 +113,7 @@ def pgd(
         True
     """
     x0, labels = check_batch(model, x, y)
-    norm = normalize_norm(norm)
+    norm = check_norm(norm)
     eps = check_non_negative("eps", eps)
     step = check_non_negative("step_size", step_size)
     if step == 0:
@@ -152,7 +151,7 @@ def fgsm(
     eps = check_non_negative("eps", eps)
     if eps == 0:
         x0, _ = check_batch(model, x, y)
-        normalize_norm(norm)
+        check_norm(norm)
         return x0.clone()
     return pgd(
         model,
