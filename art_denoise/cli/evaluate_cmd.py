@@ -169,16 +169,16 @@ def rp2_from_args(args: argparse.Namespace) -> RP2Evaluation | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from art_denoise._torch import resolve_device
     from art_denoise.data import load_dataset
     from art_denoise.evaluation import evaluate
+    from art_denoise.evaluation.distributed import init_from_env, is_main_process
     from art_denoise.models import load_model
 
     specs = specs_from_args(args)  # usage errors first, before any loading
     sweeps = sweeps_from_args(args)
     rp2 = rp2_from_args(args)
     backends = args.backends or available_backends()
-    device = resolve_device(args.device)
+    device = init_from_env(args.device)  # under torchrun: this rank's device, group joined
     model = load_model(args.model, device=device)
     data = load_dataset(args.dataset, path=args.data_path, n_test=args.n_samples)
     check_input_shape(model, data, model_path=args.model, dataset=args.dataset)
@@ -199,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
         skip_unsupported=True,
         rp2=rp2,
     )
-    out = report.save(args.out)
-    print(report.summary_table())
-    print(f"\nreport written to {out}/report.md")
+    if is_main_process():  # every rank holds the report; rank 0 writes it
+        out = report.save(args.out)
+        print(report.summary_table())
+        print(f"\nreport written to {out}/report.md")
     return 0
