@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,11 @@ from art_denoise.evaluation.distributed import (
 from art_denoise.evaluation.sweeps import SweepSpec
 from art_denoise.models import create_model
 
-N = 40
-BS = 8  # 5 batches: rank 0 attacks 2, rank 1 attacks 3
+N = 24
+BS = 8  # 3 batches: rank 0 attacks 1, rank 1 attacks 2
 ATTACKS = [
     AttackSpec(attack="fgsm", eps=0.1, batch_size=BS),
-    AttackSpec(
-        attack="pgd", eps=0.1, step_size=0.025, steps=5, random_start=True, batch_size=BS
-    ),
+    AttackSpec(attack="pgd", eps=0.1, step_size=0.025, steps=5, random_start=True, batch_size=BS),
     AttackSpec(
         attack="pgd",
         eps=0.1,
@@ -58,7 +57,7 @@ ATTACKS = [
         targeted=True,
         batch_size=BS,
     ),
-    AttackSpec(attack="deepfool", norm="2", eps=None, steps=20, batch_size=BS),
+    AttackSpec(attack="deepfool", norm="2", eps=None, steps=10, batch_size=BS),
 ]
 #: the randomised model's own attack: EOT over its input noise
 EOT = AttackSpec(
@@ -90,25 +89,52 @@ def _models(state: dict[str, torch.Tensor]) -> dict[str, nn.Module]:
 def _evaluate(
     state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, all_or_nothing: bool
 ) -> Report:
+    """Both models with checks and sweeps; or all-or-nothing, the CNN alone, no extras."""
+    models = _models(state)
     return evaluate(
-        _models(state),
+        models if not all_or_nothing else {"cnn": models["cnn"]},
         x,
         y,
         attacks=ATTACKS,
-        extra_attacks={"noisy": [EOT]},
+        extra_attacks={"noisy": [EOT]} if not all_or_nothing else None,
         backends=["art"],
         device="cpu",
         seed=3,
         progress=False,
+        checks=not all_or_nothing,
         sweeps=SWEEPS if not all_or_nothing else (),
         all_or_nothing=all_or_nothing,
     )
 
 
-def _worker(folder: Path) -> None:
-    """One rank: join the group torchrun describes, evaluate, write this rank's reports."""
-    import warnings
+def _cli_args(folder: Path) -> list[str]:
+    return [
+        "evaluate",
+        "--model",
+        str(folder / "m.safetensors"),
+        "--dataset",
+        "digits",
+        "--n-samples",
+        str(N),
+        "--attacks",
+        "fgsm,pgd",
+        "--backends",
+        "art",
+        "--steps",
+        "3",
+        "--batch-size",
+        str(BS),
+        "--device",
+        "cpu",
+        "--restarts",
+        "2",
+        "--quiet",
+    ]
 
+
+def _worker(folder: Path) -> None:
+    """One rank: join the group torchrun describes, :func:`evaluate` in it, write the
+    reports this rank returned."""
     import torch.distributed as dist
 
     torch.set_num_threads(1)
@@ -155,86 +181,87 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
-def _torchrun(args: list[str], cwd: Path) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
-    env = {**_env(), "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def _torchrun(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """Start ``torchrun --standalone --nproc_per_node=2 ARGS`` (two gloo ranks on the CPU)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    env = {**_env(), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [*cmd, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _wait(proc: subprocess.Popen[str]) -> None:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-5000:]
 
 
 @pytest.fixture
-def saved(digits, _trained_state, tmp_path) -> tuple[Path, torch.Tensor, torch.Tensor]:
+def saved(
+    digits, digits_model, _trained_state, tmp_path
+) -> tuple[Path, torch.Tensor, torch.Tensor]:
+    from art_denoise.models import save_model
+
     _, _, x_te, y_te = digits
     x, y = torch.from_numpy(x_te[:N]), torch.from_numpy(y_te[:N])
     torch.save(_trained_state, tmp_path / "state.pt")
     torch.save((x, y), tmp_path / "data.pt")
+    save_model(digits_model, tmp_path / "m.safetensors")
     return tmp_path, x, y
 
 
-def test_two_gloo_ranks_give_the_single_process_report(saved, _trained_state) -> None:
+def test_cli_under_torchrun_writes_the_single_process_report(saved) -> None:
+    """Two gloo ranks of ``art-denoise evaluate``: rank 0 writes the report one process
+    writes: per-example outcomes, worst case per threat model, checks and status."""
+    from art_denoise.cli.main import main
+
+    folder, _, _ = saved
+    args = _cli_args(folder)
+    ranks = _torchrun(["-m", "art_denoise.cli.main", *args, "--out", "two"], folder)
+    assert main([*args, "--out", str(folder / "one")]) == 0  # while the ranks run
+    _wait(ranks)
+    one, two = (json.loads((folder / d / "report.json").read_text()) for d in ("one", "two"))
+    _assert_same(_without_seconds(one), _without_seconds(two))
+    (m_one,), (m_two,) = one["models"], two["models"]
+    outcomes = [r["robust_examples"] for r in m_one["results"]]
+    assert outcomes == [r["robust_examples"] for r in m_two["results"]]
+    assert len(outcomes[0]) == N and len(set(outcomes)) > 1
+    assert m_one["threat_models"] and m_one["threat_models"] == m_two["threat_models"]
+    assert [c["status"] for c in m_one["checks"]] == [c["status"] for c in m_two["checks"]]
+    assert len(m_one["checks"]) > 5 and m_one["status"] == m_two["status"]
+
+
+@pytest.mark.slow  # two processes starting torch and ART on 2 shared cores: about 30 s
+def test_evaluate_in_a_gloo_group_gives_the_single_process_report(saved, _trained_state) -> None:
+    """evaluate() inside a group of two ranks: two models (one randomised, attacked with
+    EOT), restarts, a targeted attack, DeepFool's norms, checks, sweeps; and all-or-nothing."""
     folder, x, y = saved
-    _torchrun([__file__, str(folder)], folder)
+    ranks = _torchrun([__file__, str(folder)], folder)
+    with warnings.catch_warnings():  # PGD-5 may not converge on the tiny CNN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        single = {aon: _evaluate(_trained_state, x, y, aon).to_dict() for aon in (False, True)}
+    _wait(ranks)
     for aon in (False, True):
         tag = "aon" if aon else "full"
-        with pytest.warns(RuntimeWarning):  # unconverged PGD-5 on the tiny CNN
-            one = _without_seconds(_evaluate(_trained_state, x, y, aon).to_dict())
-        ranks = [json.loads((folder / f"rank{r}-{tag}.json").read_text()) for r in (0, 1)]
-        two = [_without_seconds(r) for r in ranks]
-        # every rank returns rank 0's report
-        assert two[0] == two[1]
+        one = _without_seconds(single[aon])
+        two = [
+            _without_seconds(json.loads((folder / f"rank{r}-{tag}.json").read_text()))
+            for r in (0, 1)
+        ]
+        assert two[0] == two[1]  # every rank returns rank 0's report
         _assert_same(one, two[0])
         # and the comparison is not empty: per-example outcomes, worst cases and checks
         for m_one, m_two in zip(one["models"], two[0]["models"], strict=True):
-            assert [r["robust_examples"] for r in m_one["results"]] == [
-                r["robust_examples"] for r in m_two["results"]
-            ]
-            assert len(m_one["results"][0]["robust_examples"]) == N
+            outcomes = [r["robust_examples"] for r in m_one["results"]]
+            assert outcomes == [r["robust_examples"] for r in m_two["results"]]
+            assert len(outcomes[0]) == N and len(set(outcomes)) > 1
             assert m_one["threat_models"] and m_one["threat_models"] == m_two["threat_models"]
-            assert [c["status"] for c in m_one["checks"]] == [
-                c["status"] for c in m_two["checks"]
-            ]
+            assert [c["status"] for c in m_one["checks"]] == [c["status"] for c in m_two["checks"]]
+            assert bool(m_one["checks"]) != aon and bool(m_one["sweeps"]) != aon
             assert m_one["status"] == m_two["status"]
             deepfool = [r for r in m_one["results"] if r["eps"] is None]
-            assert deepfool and any(v is not None for v in deepfool[0]["perturbation_norms"])
-        assert all(m["sweeps"] for m in one["models"]) != aon
-        # the random starts matter: a different seed changes some outcome
-        assert len({r["robust_examples"] for r in one["models"][0]["results"]}) > 1
-
-
-def test_cli_under_torchrun_writes_the_single_process_report(digits_model, tmp_path) -> None:
-    from art_denoise.cli.main import main
-    from art_denoise.models import save_model
-
-    model = save_model(digits_model, tmp_path / "m.safetensors")
-    args = [
-        "evaluate",
-        "--model",
-        str(model),
-        "--dataset",
-        "digits",
-        "--n-samples",
-        str(N),
-        "--attacks",
-        "fgsm,pgd",
-        "--backends",
-        "art",
-        "--steps",
-        "5",
-        "--batch-size",
-        str(BS),
-        "--device",
-        "cpu",
-        "--quiet",
-        "--no-checks",
-    ]
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    _torchrun(
-        ["-m", "art_denoise.cli.main", *args, "--out", str(tmp_path / "two")],
-        tmp_path,
-    )
-    one, two = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("one", "two"))
-    _assert_same(_without_seconds(one), _without_seconds(two))
-    assert len(two["models"][0]["results"][0]["robust_examples"]) == N
+            assert any(v is not None for v in deepfool[0]["perturbation_norms"])
+        assert [m["name"] for m in one["models"]] == (["cnn"] if aon else ["cnn", "noisy"])
+        assert one["all_or_nothing"] is aon
 
 
 # ------------------------------------------------------------------ the parts, one process
@@ -271,8 +298,13 @@ def test_each_batch_is_seeded_by_its_global_index(digits_model, digits) -> None:
     engine = get_backend("art")
     full = torch.cat(
         [
-            engine.run(digits_model, x[k * BS : (k + 1) * BS], y[k * BS : (k + 1) * BS], spec,
-                       seed=batch_seed(1, k))
+            engine.run(
+                digits_model,
+                x[k * BS : (k + 1) * BS],
+                y[k * BS : (k + 1) * BS],
+                spec,
+                seed=batch_seed(1, k),
+            )
             for k in range(N // BS)
         ]
     )
