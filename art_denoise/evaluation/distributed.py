@@ -33,6 +33,11 @@ How the equality holds:
   ``timeout`` longer than the checks and sweeps take (:func:`init_from_env`, used by the
   command line, sets :data:`TIMEOUT`).
 
+The equality is exact on the CPU. On CUDA it is as exact as two single-process runs are:
+with ``torch.use_deterministic_algorithms(True)`` (and ``CUBLAS_WORKSPACE_CONFIG``) each
+batch computes the same bits on any GPU of one kind; without it, cuDNN's non-deterministic
+kernels can move an image near the decision boundary either way.
+
 Each rank holds the whole data set (the command line loads it on every rank) and runs on
 its own device: ``cuda:LOCAL_RANK`` when CUDA is available (:func:`local_device`), else the
 CPU with the ``gloo`` backend. Only rank 0 prints and writes files

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_denoise._torch import perturbation_norms, random_targets
+from art_denoise._torch import perturbation_norms, random_targets, rng_preserved
 from art_denoise._validation import as_labels
 from art_denoise.attacks.backends import AttackBackend
 from art_denoise.attacks.backends.base import infer_num_classes, seed_everything
@@ -508,33 +509,42 @@ def _extras(
     transfer_cache: dict[AttackSpec, torch.Tensor] | None,
 ) -> None:
     """The sweeps, RP2 and sanity checks of one model, into ``report`` (rank 0 only in a
-    process group; each seeded with the evaluation's seed first, so that neither the
-    attacks before it nor the ranks change them)."""
+    process group). Each runs with the global RNGs seeded with the evaluation's seed (so
+    that neither the attacks before it nor the ranks change it) and restored after."""
     xt, yt = plan.x, victim.y
     for sw in plan.sweeps:
         bar.set_postfix_str(f"{name} {sw.kind} sweep")
-        seed_everything(plan.seed)
         base = sw.attack or plan.sweep_bases[name]
         assert base is not None  # checked before any attack
-        report.sweeps.append(run_sweep(model, xt, yt, sw, base, plan.engines[0], seed=plan.seed))
+        with _seeded(plan.seed):
+            sweep = run_sweep(model, xt, yt, sw, base, plan.engines[0], seed=plan.seed)
+        report.sweeps.append(sweep)
     if plan.rp2 is not None:
         bar.set_postfix_str(f"{name} rp2")
-        seed_everything(plan.seed)
-        report.rp2 = plan.rp2.run(model, xt, yt)
+        with _seeded(plan.seed):
+            report.rp2 = plan.rp2.run(model, xt, yt)
     if plan.checks:
         bar.set_postfix_str(f"{name} checks")
-        seed_everything(plan.seed)
-        report.checks = run_checks(
-            model,
-            xt,
-            yt,
-            report,
-            specs,
-            plan.engines[0],
-            reference=plan.reference_model,
-            transfer_cache=transfer_cache,
-            seed=plan.seed,
-        )
+        with _seeded(plan.seed):
+            report.checks = run_checks(
+                model,
+                xt,
+                yt,
+                report,
+                specs,
+                plan.engines[0],
+                reference=plan.reference_model,
+                transfer_cache=transfer_cache,
+                seed=plan.seed,
+            )
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Global RNGs seeded with ``seed`` inside, left as they were outside."""
+    with rng_preserved():
+        seed_everything(seed)
+        yield
 
 
 def _report(plan: EvaluationPlan, models: list[ModelReport]) -> Report:
