@@ -430,16 +430,18 @@ def _model_name(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from art_denoise.cli._model_files import load_autoencoder, load_classifier
     from art_denoise.evaluation import evaluate
+    from art_denoise.evaluation.distributed import init_from_env, is_main_process
 
     job = validate(args)  # usage errors first, before any loading
-    model = load_classifier(args.model, job.device)
+    device = init_from_env(args.device)  # under torchrun: this rank's device, group joined
+    model = load_classifier(args.model, device)
     data = load_data(args.dataset, args.data_path, n_test=args.n_samples)
     check_input_shape(model, data, model_path=job.model, dataset=args.dataset)
     defenses = None
     if args.autoencoder is not None:
         from art_denoise.estimators.classification.preprocessed import PreprocessedModel
 
-        autoencoder = load_autoencoder(args.autoencoder, job.device)
+        autoencoder = load_autoencoder(args.autoencoder, device)
         check_input_shape(autoencoder, data, model_path=args.autoencoder, dataset=args.dataset)
         model = PreprocessedModel(model, [autoencoder]).eval()
         defenses = {_model_name(args): f"denoising autoencoder {args.autoencoder} in front"}
@@ -456,7 +458,7 @@ def run(args: argparse.Namespace) -> int:
         defenses=defenses,
         dataset=data.name,
         split="test",
-        device=job.device,
+        device=device,
         seed=args.seed,
         progress=not args.quiet,
         checks=args.checks,
@@ -465,7 +467,8 @@ def run(args: argparse.Namespace) -> int:
         skip_unsupported=True,
         rp2=job.rp2,
     )
-    out = report.save(job.out, overwrite=args.overwrite)
-    print(report.summary_table())
-    print(f"\nreport written to {out}/report.md")
+    if is_main_process():  # every rank holds the report; rank 0 writes it
+        out = report.save(job.out, overwrite=args.overwrite)
+        print(report.summary_table())
+        print(f"\nreport written to {out}/report.md")
     return 0
