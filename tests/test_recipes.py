@@ -244,7 +244,15 @@ def test_the_cli_choices_come_from_the_registries_in_their_old_order() -> None:
     assert train_cmd.METHOD_CHOICES == ("none", "pgd", "mix", "fast", "pcl")
     assert train_cmd.DENOISE_CHOICES == ("nonlocal", "bilateral", "mean", "median", "none")
     assert train_cmd.BLUR_KINDS == ("box", "gaussian", "learnable")
-    assert _common.CLI_ATTACKS == ("fgsm", "pgd", "deepfool", "autoattack")
+    assert _common.CLI_ATTACKS == (
+        "fgsm",
+        "pgd",
+        "deepfool",
+        "autoattack",
+        "apgd-ce",
+        "apgd-dlr",
+        "apgd-t",
+    )
 
 
 def test_make_specs_pins_every_attack_as_before() -> None:
