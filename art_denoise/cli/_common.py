@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLI_ATTACKS",
+    "check_backends",
     "check_input_shape",
     "comma_floats",
     "comma_ints",
     "comma_list",
+    "load_data",
     "make_specs",
 ]
 
@@ -39,6 +41,7 @@ class _SpecSettings:
     overshoot: float
     autoattack_steps: int
     autoattack_queries: int
+    apgd_steps: int = 100
 
 
 def _fgsm(eps: float | None, s: _SpecSettings) -> AttackSpec:
@@ -62,7 +65,7 @@ def _pgd(eps: float | None, s: _SpecSettings) -> AttackSpec:
 def _deepfool(eps: float | None, s: _SpecSettings) -> AttackSpec:
     return AttackSpec(
         attack="deepfool",
-        norm="2",
+        norm=s.norm,
         eps=None,
         steps=s.deepfool_steps,
         overshoot=s.overshoot,
@@ -81,12 +84,27 @@ def _autoattack(eps: float | None, s: _SpecSettings) -> AttackSpec:
     )
 
 
-#: How the command line pins each attack it offers; DeepFool runs once, unbounded.
+def _apgd(attack: str) -> Callable[[float | None, _SpecSettings], AttackSpec]:
+    """The builder of one APGD attack: ``apgd_steps`` iterations, one run, 9 targets."""
+
+    def build(eps: float | None, s: _SpecSettings) -> AttackSpec:
+        return AttackSpec(
+            attack=attack, norm=s.norm, eps=eps, steps=s.apgd_steps, batch_size=s.batch_size
+        )
+
+    return build
+
+
+#: How the command line pins each attack it offers; DeepFool runs once, unbounded, in the
+#: chosen norm (a backend whose DeepFool is L2 only refuses the Linf one).
 _SPEC_BUILDERS: dict[str, Callable[[float | None, _SpecSettings], AttackSpec]] = {
     "fgsm": _fgsm,
     "pgd": _pgd,
     "deepfool": _deepfool,
     "autoattack": _autoattack,
+    "apgd-ce": _apgd("apgd-ce"),
+    "apgd-dlr": _apgd("apgd-dlr"),
+    "apgd-t": _apgd("apgd-t"),
 }
 _UNBOUNDED = ("deepfool",)
 
@@ -143,12 +161,14 @@ def make_specs(
     overshoot: float,
     autoattack_steps: int = 100,
     autoattack_queries: int = 5000,
+    apgd_steps: int = 100,
 ) -> list[AttackSpec]:
     """Turn CLI choices into fully pinned specs.
 
     PGD steps ``step_size`` (default eps/8) for ``steps`` iterations; FGSM steps eps;
-    DeepFool (L2) runs unbounded with the given overshoot; AutoAttack runs its gradient
-    attacks for ``autoattack_steps`` iterations and Square for ``autoattack_queries``.
+    DeepFool runs unbounded in ``norm`` with the given overshoot; AutoAttack runs its gradient
+    attacks for ``autoattack_steps`` iterations and Square for ``autoattack_queries``; the
+    APGD attacks run ``apgd_steps`` iterations (APGD-T over 9 target classes).
     """
     settings = _SpecSettings(
         norm=norm,
@@ -161,6 +181,7 @@ def make_specs(
         overshoot=overshoot,
         autoattack_steps=autoattack_steps,
         autoattack_queries=autoattack_queries,
+        apgd_steps=apgd_steps,
     )
     specs: list[AttackSpec] = []
     for name in attacks:
@@ -169,3 +190,81 @@ def make_specs(
         budgets: Sequence[float | None] = [None] if name in _UNBOUNDED else eps_values
         specs.extend(_SPEC_BUILDERS[name](eps, settings) for eps in budgets)
     return specs
+
+
+def check_backends(
+    names: Sequence[str] | None,
+    specs: Sequence[AttackSpec],
+    *,
+    skip_unsupported: bool,
+    flag: str = "--backends",
+) -> list[str]:
+    """``--backends`` (default: every installed one) checked against the attacks to run.
+
+    Each name must be installed and given once. An attack that a backend cannot run is
+    skipped (and listed in the report) with ``skip_unsupported``, otherwise refused; an
+    attack that none of them runs is always refused. Nothing is attacked.
+
+    Returns:
+        The backend names, in the order given.
+
+    Raises:
+        ValueError: a duplicate or unknown backend, or an attack the backends cannot run.
+    """
+    from art_denoise.attacks.backends import (
+        UnsupportedAttackError,
+        available_backends,
+        get_backend,
+    )
+    from art_denoise.cli._checks import check_unique
+
+    chosen = list(names) if names else available_backends()
+    check_unique(flag, chosen)
+    engines = []
+    for name in chosen:
+        try:
+            engines.append(get_backend(name))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{flag}: {err}") from None
+    for spec in specs:
+        refusals = []
+        for engine in engines:
+            try:
+                engine.check(spec)
+            except UnsupportedAttackError as err:
+                refusals.append(str(err))
+        if refusals and (len(refusals) == len(engines) or not skip_unsupported):
+            which = "none of" if len(refusals) == len(engines) else "not every one of"
+            raise ValueError(f"{which} {flag} {','.join(chosen)} can run {spec.key}: {refusals[0]}")
+    return chosen
+
+
+def load_data(
+    name: str,
+    path: Path | None,
+    *,
+    n_test: int | None = None,
+    n_train: int | None = None,
+    n_test_flag: str = "--n-samples",
+    n_train_flag: str = "--train-size",
+) -> Dataset:
+    """The dataset, its splits cut to the first ``n_test`` / ``n_train`` images.
+
+    Raises:
+        FileNotFoundError: the files are nowhere (one line, with the command line's advice).
+        ValueError: a count larger than its split, naming the flag.
+    """
+    from art_denoise.cli._checks import dataset_not_found
+    from art_denoise.data import DatasetNotFoundError, load_dataset
+
+    try:
+        data = load_dataset(name, path=path)
+    except DatasetNotFoundError as err:
+        raise FileNotFoundError(dataset_not_found(err, name, path)) from None
+    for flag, n, have, split in (
+        (n_test_flag, n_test, len(data.x_test), "test"),
+        (n_train_flag, n_train, len(data.x_train), "training"),
+    ):
+        if n is not None and n > have:
+            raise ValueError(f"{flag} {n} is more than the {have} {split} images of {name}")
+    return data.subset(n_train=n_train, n_test=n_test)

@@ -15,24 +15,50 @@ of that layer's maps, ``--linf-reg 0.1`` pulls a ``--blur-kind learnable`` kerne
 a box::
 
     art-denoise train --dataset mnist --method none --blur 5 --tv 1e-4 --out runs/blur
+
+Every option is checked before the data is read: ranges, an option given without the one
+that gives it a meaning (``--steps`` with ``--method none``, ``--denoise-after`` without
+``--denoise``), and the model itself, built once for the dataset's image size (so
+``--widths``, ``--denoise-after`` and ``--pcl-layers`` are checked too). ``--resume`` on a
+finished run changes nothing it recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from art_denoise.blocks.denoising import FILTERS
 from art_denoise.blurnet.lowpass import KINDS
-from art_denoise.cli._common import comma_ints, comma_list
+from art_denoise.cli._checks import (
+    DATASET_SHAPES,
+    check_data_path,
+    check_dataset,
+    check_device,
+    check_needs,
+    check_out_dir,
+    comma_positive_ints,
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    seed,
+)
+from art_denoise.cli._common import comma_list, load_data
 from art_denoise.recipes import (
     LR_SCHEDULES,
+    MODEL_FILE,
     RECIPE_METHODS,
     BlurNetSettings,
     ModelRecipe,
     TrainedRun,
     TrainingRecipe,
+    build_model,
     check_run_dir,
     clean_accuracy,
     setup_device,
@@ -63,46 +89,74 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smallcnn", help="smallcnn or preact-resnet18")
     p.add_argument(
         "--widths",
-        type=comma_ints,
+        type=comma_positive_ints,
         default=None,
         help="smallcnn: channels of its two conv stages (default 32,64)",
     )
     p.add_argument(
         "--hidden",
-        type=int,
+        type=positive_int,
         default=None,
         help="smallcnn: hidden fully-connected units (default 128)",
     )
 
 
 def _add_training_arguments(p: argparse.ArgumentParser) -> None:
-    """The method, the run directory, the optimiser and its schedule, the attack, PCL."""
+    """The method, the run directory, the optimiser and its schedule, the attack, PCL.
+
+    The options of the training attack default to ``None``: given with a method that
+    does not use them, they are refused; left out, the recipe's defaults apply.
+    """
     p.add_argument("--method", default="pgd", choices=METHOD_CHOICES)
-    p.add_argument("--out", required=True, type=Path, help="run directory")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128, help="global batch size")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (peak of onecycle)")
+    p.add_argument("--out", required=True, type=output_dir, help="run directory")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128, help="global batch size")
+    p.add_argument(
+        "--lr", type=positive_float, default=2e-3, help="Adam learning rate (peak of onecycle)"
+    )
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="onecycle")
-    p.add_argument("--eps", type=float, default=0.1, help="attack budget of the training attack")
-    p.add_argument("--norm", choices=("inf", "2"), default="inf")
-    p.add_argument("--steps", type=int, default=7, help="PGD iterations of the training attack")
-    p.add_argument("--step-size", type=float, default=None, help="default 2.5 eps / steps")
-    p.add_argument("--restarts", type=int, default=1, help="PGD restarts during training")
+    p.add_argument(
+        "--eps", type=positive_float, default=None, help="budget of the training attack (0.1)"
+    )
+    p.add_argument("--norm", choices=("inf", "2"), default=None, help="of the attack (inf)")
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="PGD iterations of the training attack (7)"
+    )
+    p.add_argument("--step-size", type=positive_float, default=None, help="default 2.5 eps / steps")
+    p.add_argument(
+        "--restarts", type=positive_int, default=None, help="PGD restarts during training (1)"
+    )
     p.add_argument("--targeted", action="store_true", help="PGD towards a random label (Xie)")
-    p.add_argument("--prob-start-from-clean", type=float, default=0.2)
-    p.add_argument("--mix-alpha", type=float, default=0.5, help="clean weight of --method mix")
-    p.add_argument("--mix-attack", choices=("fgsm", "pgd"), default="fgsm")
+    p.add_argument(
+        "--prob-start-from-clean", type=fraction, default=None, help="PGD: (default 0.2)"
+    )
+    p.add_argument(
+        "--mix-alpha", type=fraction, default=None, help="clean weight of --method mix (0.5)"
+    )
+    p.add_argument(
+        "--mix-attack", choices=("fgsm", "pgd"), default=None, help="of --method mix (fgsm)"
+    )
     p.add_argument("--pcl", action="store_true", help="add PCL to --method pgd")
     p.add_argument("--pcl-layers", type=comma_list, default=None, help="default: the stages")
     p.add_argument(
-        "--pcl-weights", type=float, nargs=2, default=(1.0, 1e-4), metavar=("PULL", "PUSH")
+        "--pcl-weights",
+        type=non_negative_float,
+        nargs=2,
+        default=None,
+        metavar=("PULL", "PUSH"),
+        help="default 1.0 1e-4",
     )
 
 
 def _add_defense_arguments(p: argparse.ArgumentParser) -> None:
     """Denoising blocks and BlurNet."""
     p.add_argument("--denoise", choices=DENOISE_CHOICES, default=None, help="add denoising blocks")
-    p.add_argument("--denoise-after", type=comma_list, default=["stages"], help="names or preset")
+    p.add_argument(
+        "--denoise-after",
+        type=comma_list,
+        default=None,
+        help="names or preset (default stages); needs --denoise",
+    )
     p.add_argument(
         "--blur",
         type=int,
@@ -131,7 +185,9 @@ def _add_defense_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The data split, averaging, early stopping, checkpoints, precision, device, seed."""
-    p.add_argument("--val-size", type=int, default=1000, help="held-out training images")
+    p.add_argument(
+        "--val-size", type=non_negative_int, default=1000, help="held-out training images"
+    )
     p.add_argument(
         "--ema",
         type=float,
@@ -139,43 +195,68 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DECAY",
         help="keep an exponential moving average of the weights (e.g. 0.999) and save it",
     )
-    p.add_argument("--overfit-drop", type=float, default=0.2, help="fast: early-stop threshold")
-    p.add_argument("--train-size", type=int, default=None, help="first N training images")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument(
+        "--overfit-drop",
+        type=fraction,
+        default=None,
+        help="fast: early-stop threshold on the validation robust accuracy (0.2)",
+    )
+    p.add_argument("--train-size", type=positive_int, default=None, help="first N training images")
+    p.add_argument(
+        "--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
+
+
+def _check_method_needs(args: argparse.Namespace) -> None:
+    """Refuse the options that the chosen method would ignore."""
+    m = args.method
+    mix_pgd = m == "mix" and args.mix_attack == "pgd"
+    attack = "--method pgd, mix or fast (--method none and pcl train on clean images)"
+    check_needs(
+        args,
+        {
+            "eps": (m in ("pgd", "mix", "fast"), attack),
+            "norm": (m in ("pgd", "mix", "fast"), attack),
+            "steps": (m == "pgd" or mix_pgd, "--method pgd, or --method mix --mix-attack pgd"),
+            "step_size": (
+                m in ("pgd", "fast") or mix_pgd,
+                "--method pgd or fast, or --method mix --mix-attack pgd",
+            ),
+            "restarts": (m == "pgd", "--method pgd"),
+            "targeted": (m == "pgd", "--method pgd"),
+            "prob_start_from_clean": (m == "pgd", "--method pgd"),
+            "mix_alpha": (m == "mix", "--method mix"),
+            "mix_attack": (m == "mix", "--method mix"),
+            "overfit_drop": (m == "fast", "--method fast"),
+            "pcl_layers": (m == "pcl" or args.pcl, "--method pcl or --pcl"),
+            "pcl_weights": (m == "pcl" or args.pcl, "--method pcl or --pcl"),
+            "denoise_after": (args.denoise is not None, "--denoise FILTER"),
+        },
+    )
+    if args.overfit_drop is not None and args.val_size == 0:
+        raise ValueError(
+            f"--overfit-drop {args.overfit_drop} needs held-out images to watch (--val-size > 0)"
+        )
+    if args.eps is not None and (args.norm or "inf") == "inf" and args.eps > 1:
+        raise ValueError(
+            f"--eps {args.eps:g} is larger than the whole [0, 1] input range for --norm inf "
+            f"(did you mean {args.eps:g}/255 = {args.eps / 255:.6g}?)"
+        )
+
+
+#: The options that fill a :class:`TrainingRecipe` field of the same name.
+_RECIPE_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainingRecipe))
 
 
 def _training_recipe(args: argparse.Namespace) -> TrainingRecipe:
-    """The training options (checked: the attack, ``--pcl``, ``--ema``)."""
-    return TrainingRecipe(
-        method=args.method,
-        eps=args.eps,
-        norm=args.norm,
-        steps=args.steps,
-        step_size=args.step_size,
-        restarts=args.restarts,
-        targeted=args.targeted,
-        prob_start_from_clean=args.prob_start_from_clean,
-        mix_alpha=args.mix_alpha,
-        mix_attack=args.mix_attack,
-        pcl=args.pcl,
-        pcl_layers=args.pcl_layers,
-        pcl_weights=args.pcl_weights,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_schedule=args.lr_schedule,
-        ema=args.ema,
-        val_size=args.val_size,
-        train_size=args.train_size,
-        overfit_drop=args.overfit_drop,
-        checkpoint_every=args.checkpoint_every,
-        amp=args.amp,
-        seed=args.seed,
-    )
+    """The training options (checked: the attack, ``--pcl``, ``--ema``); an option left
+    out takes the recipe's default."""
+    given = {name: getattr(args, name) for name in _RECIPE_OPTIONS}
+    return TrainingRecipe(**{k: v for k, v in given.items() if v is not None})
 
 
 def _blurnet_settings(args: argparse.Namespace) -> BlurNetSettings | None:
@@ -194,9 +275,27 @@ def _model_recipe(args: argparse.Namespace) -> ModelRecipe:
         widths=args.widths,
         hidden=args.hidden,
         denoise=args.denoise,
-        denoise_after=args.denoise_after,
+        denoise_after=args.denoise_after if args.denoise_after is not None else ("stages",),
         blurnet=blurnet,
     )
+
+
+def _check_model(recipe: ModelRecipe, training: TrainingRecipe, dataset: str) -> None:
+    """Build the model once for the dataset's image size (no data read): its settings,
+    the layer names of ``--denoise-after`` and ``--pcl-layers``, the low-pass kernel."""
+    model = build_model(recipe, input_shape=DATASET_SHAPES[dataset], num_classes=10)
+    names = {name for name, _ in model.named_modules() if name}
+    for layer in training.pcl_layers or ():
+        if layer not in names:
+            raise ValueError(
+                f"unknown layer {layer!r} in --pcl-layers; valid names are: "
+                f"{', '.join(sorted(names))}"
+            )
+
+
+def _check_amp(amp: str | None, device: Any) -> None:
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs --device cuda; use --amp bf16 on the CPU")
 
 
 def _print_summary(args: argparse.Namespace, run: TrainedRun, acc: float, n_test: int) -> None:
@@ -209,15 +308,37 @@ def _print_summary(args: argparse.Namespace, run: TrainedRun, acc: float, n_test
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from art_denoise.data import load_dataset
+def _finished_unchanged(trained: TrainedRun, out: Path) -> bool:
+    """Whether ``out`` already holds this run, saved: a finished run resumed, nothing new."""
+    import json
 
-    # Usage errors first, before any data is read or file written.
+    try:
+        recorded = json.loads((out / "history.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    history = json.loads(json.dumps(trained.result.history))
+    return (out / MODEL_FILE).is_file() and recorded.get("history") == history
+
+
+def validate(args: argparse.Namespace) -> tuple[TrainingRecipe, ModelRecipe, Path]:
+    """Check every option of ``train``; read no data, write nothing."""
+    _check_method_needs(args)
     training = _training_recipe(args)
     recipe = _model_recipe(args)
-    out = check_run_dir(args.out, resume=args.resume)
+    check_dataset(args.dataset)
+    check_data_path(args.data_path)
+    _check_model(recipe, training, args.dataset)
+    check_device(args.device)
+    out = check_out_dir(args.out)
+    return training, recipe, check_run_dir(out, resume=args.resume)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Usage errors first, before any data is read or file written.
+    training, recipe, out = validate(args)
     device, ctx = setup_device(args.device)
-    data = load_dataset(args.dataset, path=args.data_path)
+    _check_amp(args.amp, device)
+    data = load_data(args.dataset, args.data_path, n_train=args.train_size)
     trained = train_recipe(
         recipe,
         training,
@@ -230,10 +351,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if not ctx.is_main:
         return 0
+    if args.resume and _finished_unchanged(trained, out):
+        print(f"the run in {out} had already finished; nothing changed (model: {out / MODEL_FILE})")
+        return 0
     acc = clean_accuracy(trained.model, data.x_test, data.y_test, device)
     model_path = trained.save(out, test_accuracy=acc)
     _print_summary(args, trained, acc, len(data.x_test))
-    print(
-        f"model: {model_path}  (art-denoise evaluate --model {model_path} --dataset {args.dataset})"
-    )
+    print(f"model: {model_path}  (art-denoise evaluate --model {out} --dataset {args.dataset})")
     return 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -16,18 +17,25 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_denoise._torch import perturbation_norms, random_targets
+from art_denoise._torch import perturbation_norms, random_targets, rng_preserved
 from art_denoise._validation import as_labels
 from art_denoise.attacks.backends import AttackBackend
-from art_denoise.attacks.backends.base import infer_num_classes
+from art_denoise.attacks.backends.base import infer_num_classes, seed_everything
+from art_denoise.attacks.rp2.metrics import l2_ratios
 from art_denoise.attacks.spec import AttackSpec
 from art_denoise.evaluation.checks import run_checks
-from art_denoise.evaluation.metrics import (
-    attack_success_rate,
-    l2_dissimilarity,
-    max_perturbation,
-    predict,
+from art_denoise.evaluation.distributed import (
+    PREDICT_BATCH,
+    batch_seed,
+    concat,
+    gather_batches,
+    is_main_process,
+    prediction_seed,
+    rank_and_world,
+    shard,
+    share_from_main,
 )
+from art_denoise.evaluation.metrics import attack_success_rate, predict
 from art_denoise.evaluation.plan import EvaluationPlan, _randomized, plan_evaluation
 from art_denoise.evaluation.report import AttackResult, ModelReport, Report
 from art_denoise.evaluation.results import mask_to_str
@@ -194,16 +202,27 @@ def evaluate(
     if plan.checks and plan.reference_model is not None:
         plan.reference_model.to(plan.device)
     transfer_cache: dict[AttackSpec, torch.Tensor] = {}
-    bar = tqdm(total=plan.total_runs, disable=not progress, desc="evaluate", leave=False)
+    bar = tqdm(
+        total=plan.total_runs,
+        disable=not (progress and is_main_process()),
+        desc="evaluate",
+        leave=False,
+    )
     try:
-        reports = []
-        # a plain loop, not a comprehension (a frame of its own in Python 3.11): the
-        # warnings of evaluate_model point at evaluate's caller
+        # every model's attacks first (split across the ranks of a process group), then
+        # rank 0 alone runs the sweeps, RP2 and checks (each seeded: the order changes
+        # nothing); a plain loop, not a comprehension (a frame of its own in Python 3.11):
+        # the warnings point at evaluate's caller
+        attacked = []
         for name, m in plan.models.items():
-            reports.append(evaluate_model(plan, name, m, y, bar=bar, transfer_cache=transfer_cache))
+            attacked.append(_attack_model(plan, name, m, y, bar))
+        if is_main_process():
+            for name, (report, victim, specs) in zip(plan.models, attacked, strict=True):
+                m = plan.models[name]
+                _extras(plan, name, m, victim, report, specs, bar, transfer_cache)
     finally:
         bar.close()
-    return _report(plan, reports)
+    return share_from_main(_report(plan, [a[0] for a in attacked]))
 
 
 def evaluate_model(
@@ -226,9 +245,21 @@ def evaluate_model(
         transfer_cache: reference-model adversarials shared by the checks across models.
 
     Returns:
-        The model's report.
+        The model's report. Inside a process group of several ranks the attacks are split
+        across them (:mod:`~art_denoise.evaluation.distributed`), rank 0 runs the sweeps,
+        RP2 and checks, and every rank returns rank 0's report.
     """
     bar = bar if bar is not None else tqdm(disable=True)
+    report, victim, specs = _attack_model(plan, name, model, y, bar)
+    if is_main_process():
+        _extras(plan, name, model, victim, report, specs, bar, transfer_cache)
+    return share_from_main(report)
+
+
+def _attack_model(
+    plan: EvaluationPlan, name: str, model: nn.Module, y: np.ndarray | torch.Tensor, bar: tqdm
+) -> tuple[ModelReport, _Victim, list[AttackSpec]]:
+    """One model's attacks and worst cases (split across the ranks of a process group)."""
     model.to(plan.device)
     num_classes = infer_num_classes(model, plan.x)
     yt = as_labels(y, n=len(plan.x), num_classes=num_classes).to(plan.device)
@@ -236,7 +267,8 @@ def evaluate_model(
     randomized = plan.randomized.get(name)
     if randomized is None:  # a plan built by hand
         randomized = _randomized(model, plan.x)
-    if randomized and not any(s.eot_samples > 1 for s in specs):
+    main = is_main_process()  # only rank 0 warns
+    if main and randomized and not any(s.eot_samples > 1 for s in specs):
         warnings.warn(
             f"model {name!r} gives different outputs for identical inputs: it is "
             "randomised, and attacks without Expectation over Transformation "
@@ -244,7 +276,7 @@ def evaluate_model(
             RuntimeWarning,
             stacklevel=3,  # the caller of evaluate
         )
-    victim = _victim(model, plan.x, yt, num_classes)
+    victim = _victim(model, plan.x, yt, num_classes, plan.seed)
     report = ModelReport(
         name=name,
         defense=plan.defense(name),
@@ -261,7 +293,7 @@ def evaluate_model(
             bar.update(1)
     report.threat_models = threat_models(report.results)
     report.all_or_nothing_accuracy = mixed_accuracy(report.results)
-    for t in report.threat_models:
+    for t in report.threat_models if main else ():
         for attack, before, after in t.unconverged():
             warnings.warn(
                 f"model {name!r}, {t.label}: {attack} lowered the worst case from "
@@ -270,8 +302,7 @@ def evaluate_model(
                 RuntimeWarning,
                 stacklevel=3,  # the caller of evaluate
             )
-    _extras(plan, name, model, victim, report, specs, bar, transfer_cache)
-    return report
+    return report, victim, specs
 
 
 @dataclass(frozen=True)
@@ -284,10 +315,76 @@ class _Victim:
     clean_correct: torch.Tensor
 
 
-def _victim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> _Victim:
-    """The labels with the model's clean predictions on ``x``."""
-    clean_pred = predict(model, x)
+def _victim(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: int
+) -> _Victim:
+    """The labels with the model's clean predictions on ``x``, made in batches of
+    :data:`~art_denoise.evaluation.distributed.PREDICT_BATCH` split across the ranks, each
+    seeded (a randomised model draws the same noise in one process or many)."""
+
+    def batch(k: int) -> torch.Tensor:
+        seed_everything(prediction_seed(seed, k))
+        return predict(model, x[k * PREDICT_BATCH : (k + 1) * PREDICT_BATCH]).cpu()
+
+    parts = gather_batches(math.ceil(len(x) / PREDICT_BATCH), batch)
+    clean_pred = concat(parts, torch.int64).to(x.device)
     return _Victim(y, num_classes, clean_pred, clean_pred == y)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One global batch of an attack, per example: the prediction on the adversarial
+    image, the perturbation's norm in the attack's norm and its L2 ratio (BlurNet's
+    dissimilarity); with the seconds the batch took."""
+
+    pred: torch.Tensor
+    norms: torch.Tensor
+    ratios: torch.Tensor
+    seconds: float
+
+
+def _run_batches(
+    model: nn.Module,
+    engine: AttackBackend,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    spec: AttackSpec,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Attack ``(x, labels)`` one global batch at a time, batch ``k`` seeded
+    :func:`~art_denoise.evaluation.distributed.batch_seed` ``(seed, k)``, the batches split
+    across the ranks; returns, for every image on every rank, the adversarial prediction,
+    the perturbation norm and the L2 ratio (CPU), and the seconds of the slowest rank."""
+    bs = spec.batch_size
+
+    def batch(k: int) -> _Batch:
+        xb, lb = x[k * bs : (k + 1) * bs], labels[k * bs : (k + 1) * bs]
+        tic = time.perf_counter()
+        adv = engine.run(model, xb, lb, spec, seed=batch_seed(seed, k))
+        seconds = time.perf_counter() - tic
+        seed_everything(prediction_seed(seed, k))
+        pred = predict(model, adv)
+        norms = perturbation_norms(adv - xb, spec.norm)
+        return _Batch(pred.cpu(), norms.cpu(), l2_ratios(xb, adv).cpu(), seconds)
+
+    parts = gather_batches(math.ceil(len(x) / bs), batch)
+    seconds = _slowest_rank(parts)
+    return (
+        concat([p.pred for p in parts], torch.int64),
+        concat([p.norms for p in parts], torch.float64),
+        concat([p.ratios for p in parts], torch.float64),
+        seconds,
+    )
+
+
+def _slowest_rank(parts: Sequence[_Batch]) -> float:
+    """The wall time of the rank that took longest (the sum over its batches)."""
+    _, world = rank_and_world()
+    n_batches = len(parts)
+    return max(
+        (sum(parts[k].seconds for k in shard(n_batches, r, world)) for r in range(world)),
+        default=0.0,
+    )
 
 
 class _Standing:
@@ -339,18 +436,16 @@ def _attack(
     idx = (
         standing.images(spec) if standing is not None else torch.arange(len(xt), device=plan.device)
     )
-    start = time.perf_counter()
-    x_adv = engine.run(model, xt[idx], labels[idx], spec, seed=plan.seed)
-    seconds = time.perf_counter() - start
-    adv_pred = predict(model, x_adv)
+    adv_pred, pert, ratios, seconds = _run_batches(
+        model, engine, xt[idx], labels[idx], spec, plan.seed
+    )
+    adv_pred = adv_pred.to(plan.device)
     # An image misclassified when clean never counts as robust, whatever the attack does
     # to it (ART's DeepFool pushes such images into the true class).
     correct = torch.zeros_like(clean_correct)
     correct[idx] = (adv_pred == yt[idx]) & clean_correct[idx]
     unbounded = spec.eps is None and spec.minimal_norm
-    norms = (
-        _needed_norms(xt[idx], x_adv, idx, spec.norm, correct, clean_correct) if unbounded else None
-    )
+    norms = _needed_norms(pert, idx, correct, clean_correct) if unbounded else None
     sequential = standing is not None and spec.eps is not None
     if standing is not None:
         standing.update(spec, correct, norms)
@@ -372,8 +467,8 @@ def _attack(
         attack_success_rate=attack_success_rate(
             victim.clean_pred[idx], adv_pred, yt[idx], None if target is None else target[idx]
         ),
-        l2_dissimilarity=l2_dissimilarity(xt[idx], x_adv),
-        max_perturbation=max_perturbation(xt[idx], x_adv, spec.norm),
+        l2_dissimilarity=float(ratios.mean()) if len(ratios) else 0.0,
+        max_perturbation=float(pert.max()) if len(pert) else 0.0,
         seconds=seconds,
         eot_samples=spec.eot_samples,
         n_attacked=len(idx),
@@ -385,17 +480,16 @@ def _attack(
 
 
 def _needed_norms(
-    x: torch.Tensor,
-    x_adv: torch.Tensor,
+    pert: torch.Tensor,
     idx: torch.Tensor,
-    norm: str,
     correct: torch.Tensor,
     clean_correct: torch.Tensor,
 ) -> torch.Tensor:
-    """Per image of the evaluation: ``||x_adv - x||_norm`` where the image was correctly
-    classified clean and the attack broke it, NaN elsewhere (float64)."""
+    """Per image of the evaluation: the perturbation norm ``pert`` of the attacked images
+    ``idx`` where the image was correctly classified clean and the attack broke it, NaN
+    elsewhere (float64)."""
     out = torch.full((len(clean_correct),), float("nan"), dtype=torch.float64, device=idx.device)
-    out[idx] = perturbation_norms(x_adv - x, norm).to(out.device)
+    out[idx] = pert.to(out.device)
     return out.where(clean_correct & ~correct, torch.full_like(out, float("nan")))
 
 
@@ -414,29 +508,43 @@ def _extras(
     bar: tqdm,
     transfer_cache: dict[AttackSpec, torch.Tensor] | None,
 ) -> None:
-    """The sweeps, RP2 and sanity checks of one model, into ``report``."""
+    """The sweeps, RP2 and sanity checks of one model, into ``report`` (rank 0 only in a
+    process group). Each runs with the global RNGs seeded with the evaluation's seed (so
+    that neither the attacks before it nor the ranks change it) and restored after."""
     xt, yt = plan.x, victim.y
     for sw in plan.sweeps:
         bar.set_postfix_str(f"{name} {sw.kind} sweep")
         base = sw.attack or plan.sweep_bases[name]
         assert base is not None  # checked before any attack
-        report.sweeps.append(run_sweep(model, xt, yt, sw, base, plan.engines[0], seed=plan.seed))
+        with _seeded(plan.seed):
+            sweep = run_sweep(model, xt, yt, sw, base, plan.engines[0], seed=plan.seed)
+        report.sweeps.append(sweep)
     if plan.rp2 is not None:
         bar.set_postfix_str(f"{name} rp2")
-        report.rp2 = plan.rp2.run(model, xt, yt)
+        with _seeded(plan.seed):
+            report.rp2 = plan.rp2.run(model, xt, yt)
     if plan.checks:
         bar.set_postfix_str(f"{name} checks")
-        report.checks = run_checks(
-            model,
-            xt,
-            yt,
-            report,
-            specs,
-            plan.engines[0],
-            reference=plan.reference_model,
-            transfer_cache=transfer_cache,
-            seed=plan.seed,
-        )
+        with _seeded(plan.seed):
+            report.checks = run_checks(
+                model,
+                xt,
+                yt,
+                report,
+                specs,
+                plan.engines[0],
+                reference=plan.reference_model,
+                transfer_cache=transfer_cache,
+                seed=plan.seed,
+            )
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Global RNGs seeded with ``seed`` inside, left as they were outside."""
+    with rng_preserved():
+        seed_everything(seed)
+        yield
 
 
 def _report(plan: EvaluationPlan, models: list[ModelReport]) -> Report:

@@ -26,6 +26,7 @@ from art_denoise.attacks.backends import (
 )
 from art_denoise.attacks.eot import is_randomized
 from art_denoise.attacks.spec import AttackSpec, normalize_norm
+from art_denoise.evaluation.distributed import local_device
 from art_denoise.evaluation.rp2_evaluation import RP2Evaluation
 from art_denoise.evaluation.suite import DefaultSuite, RoutedAttack
 from art_denoise.evaluation.sweeps import SweepSpec
@@ -149,7 +150,7 @@ def plan_evaluation(
             both given or both missing, or an attack a backend cannot express.
     """
     models = _check_models(model)
-    dev = resolve_device(device)
+    dev = local_device(resolve_device(device))  # cuda:LOCAL_RANK in a process group
     xt = as_float_images(x).to(dev)
     if len(xt) == 0:
         raise ValueError("x holds no images")

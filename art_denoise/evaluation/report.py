@@ -57,11 +57,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from art_denoise._files import atomic_path, atomic_write_text
+from art_denoise._files import atomic_write_files
 from art_denoise.evaluation import markdown, plot
 from art_denoise.evaluation.results import (
     CHECK_STATUSES,
@@ -77,6 +78,7 @@ from art_denoise.evaluation.worst_case import threat_models
 
 __all__ = [
     "CHECK_STATUSES",
+    "REPORT_FILES",
     "REPORT_SCHEMA",
     "AttackResult",
     "Check",
@@ -87,6 +89,27 @@ __all__ = [
 ]
 
 REPORT_SCHEMA = "art-denoise/report/1"
+#: The files :meth:`Report.save` writes (``sweeps.png`` only with sweeps, ``norms.png`` only
+#: with a minimal-norm attack).
+REPORT_FILES = ("report.json", "report.md", "robust_accuracy.png", "sweeps.png", "norms.png")
+
+
+def _text_writer(text: str) -> Callable[[Path], None]:
+    """A writer of ``text`` as a UTF-8 file."""
+
+    def write(path: Path) -> None:
+        path.write_text(text, encoding="utf-8")
+
+    return write
+
+
+def _figure_writer(fig: Any) -> Callable[[Path], None]:
+    """A writer of ``fig`` as a PNG file (for :func:`~art_denoise._files.atomic_write_files`)."""
+
+    def write(path: Path) -> None:
+        fig.savefig(path, format="png", dpi=120)
+
+    return write
 
 
 @dataclass
@@ -157,38 +180,54 @@ class Report(ReportData):
         panel per norm and one line per (model, attack, backend); ``None`` without them."""
         return plot.plot_norm_curves(self)
 
-    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+    def save(self, out_dir: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
         """Write ``report.json``, ``report.md``, ``robust_accuracy.png`` and, with sweeps,
-        ``sweeps.png``, with a minimal-norm attack ``norms.png``, into ``out_dir``.
+        ``sweeps.png``, with a minimal-norm attack ``norms.png``, into ``out_dir``, all of
+        them or none.
 
-        Every file is written atomically. Returns the directory.
+        The files are written into a temporary directory beside ``out_dir`` and moved into
+        place only when every one is complete; a ``sweeps.png`` of an older report
+        without sweeps is removed. Other files in ``out_dir`` are left alone.
+
+        Args:
+            out_dir: the report directory (created when missing).
+            overwrite: replace a report already there (else ``FileExistsError``).
+
+        Returns:
+            The directory.
+
+        Raises:
+            FileWriteError: writing failed (disk full, a directory in the way, no
+                permission); ``out_dir`` is as it was and the message names the file.
+            FileExistsError: a report file exists and ``overwrite`` is False.
         """
         import matplotlib.pyplot as plt
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         text = self.to_json()  # fails on NaN before anything is written
-        figures = [
-            ("robust_accuracy.png", self.plot()),
-            ("sweeps.png", self.plot_sweeps()),
-            ("norms.png", self.plot_norms()),
-        ]
-        for fname, fig in figures:
-            if fig is None:
-                continue
-            try:
-                with atomic_path(out / fname) as tmp:
-                    fig.savefig(tmp, format="png", dpi=120)
-            finally:
-                plt.close(fig)
-        atomic_write_text(
-            out / "report.md",
-            self.to_markdown(
-                chart="robust_accuracy.png", sweep_chart="sweeps.png", norm_chart="norms.png"
-            ),
+        markdown_text = self.to_markdown(
+            chart="robust_accuracy.png", sweep_chart="sweeps.png", norm_chart="norms.png"
         )
-        atomic_write_text(out / "report.json", text)
-        return out
+        figures = {
+            "robust_accuracy.png": self.plot(),
+            "sweeps.png": self.plot_sweeps(),
+            "norms.png": self.plot_norms(),
+        }
+        writers: dict[str, Callable[[Path], None]] = {
+            name: _figure_writer(fig) for name, fig in figures.items() if fig is not None
+        }
+        writers["report.md"] = _text_writer(markdown_text)
+        writers["report.json"] = _text_writer(text)
+        try:
+            return atomic_write_files(
+                out_dir,
+                writers,
+                remove=[name for name in REPORT_FILES if name not in writers],
+                overwrite=overwrite,
+            )
+        finally:
+            for fig in figures.values():
+                if fig is not None:
+                    plt.close(fig)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:

@@ -312,17 +312,37 @@ class ThreatModelResult:
     ) -> list[tuple[str, float, float]]:
         """(attack, worst case before it, after it) for every attack that lowered the
         running worst case by more than ``threshold`` after an iterative attack had run:
-        the attacks before it had not converged. A single-step attack (FGSM) is not
-        expected to converge, so the comparison starts after the first other attack."""
+        the attacks before it had not converged.
+
+        An attack is compared as a whole, over all its backends (consecutive rows of one
+        attack name): the same attack through another library only redraws its random
+        start, which is not a stronger attack. A single-step attack (FGSM) is not
+        expected to converge, so the comparison starts after the first other attack.
+        """
         out = []
         iterative_before = False
-        for i, name in enumerate(self.attacks):
-            if i and iterative_before:
-                before, after = self.running_accuracy[i - 1], self.running_accuracy[i]
+        for name, first, last in self._attack_groups():
+            if first and iterative_before:
+                before, after = self.running_accuracy[first - 1], self.running_accuracy[last]
                 if before - after > threshold + 1e-12:
                     out.append((name, before, after))
-            iterative_before |= base_attack(name.split("/")[0]) != "fgsm"
+            iterative_before |= base_attack(name) != "fgsm"
         return out
+
+    def _attack_groups(self) -> list[tuple[str, int, int]]:
+        """(attack name, first row, last row) of each attack run through its backends:
+        consecutive rows of one attack name, each through another backend."""
+        groups: list[tuple[str, int, int]] = []
+        backends: set[str] = set()
+        for i, key in enumerate(self.attacks):
+            name, _, backend = key.partition("/")
+            if groups and groups[-1][0] == name and backend not in backends:
+                groups[-1] = (name, groups[-1][1], i)
+            else:
+                groups.append((name, i, i))
+                backends = set()
+            backends.add(backend)
+        return groups
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -12,6 +12,7 @@ from art_denoise.spectral.plot import SPECTRUM_SCHEMA, plot_spectra, spectrum_re
 from art_denoise.spectral.spectrum import (
     feature_spectra,
     high_frequency_energy_ratio,
+    highest_frequency,
     layer_features,
     log_spectrum2d,
     radial_frequency,
@@ -21,6 +22,7 @@ __all__ = [
     "SPECTRUM_SCHEMA",
     "feature_spectra",
     "high_frequency_energy_ratio",
+    "highest_frequency",
     "layer_features",
     "log_spectrum2d",
     "plot_spectra",

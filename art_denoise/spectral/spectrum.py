@@ -21,6 +21,7 @@ from art_denoise.blurnet.insert import first_conv
 __all__ = [
     "feature_spectra",
     "high_frequency_energy_ratio",
+    "highest_frequency",
     "layer_features",
     "log_spectrum2d",
     "radial_frequency",
@@ -61,6 +62,19 @@ def radial_frequency(
     fy = torch.fft.fftfreq(height, dtype=dtype, device=device)
     fx = torch.fft.fftfreq(width, dtype=dtype, device=device)
     return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+
+
+def highest_frequency(height: int, width: int) -> float:
+    """The largest :func:`radial_frequency` of an H x W image, in cycles per pixel.
+
+    A cut-off at or above it leaves no frequency above it: every energy ratio would be 0.
+    It is ``sqrt(0.5) ~ 0.707`` for even sizes, a little less for odd ones.
+
+    Example:
+        >>> round(highest_frequency(8, 8), 6), round(highest_frequency(7, 7), 6)
+        (0.707107, 0.606092)
+    """
+    return float(radial_frequency(height, width).max())
 
 
 def log_spectrum2d(
@@ -130,7 +144,7 @@ def high_frequency_energy_ratio(
 
     Args:
         x: images or feature maps (numpy or torch).
-        radius: the cut-off in cycles per pixel, >= 0.
+        radius: the cut-off in cycles per pixel, in [0, :func:`highest_frequency`).
         exclude_dc: remove each channel's mean before measuring.
 
     Returns:
@@ -138,7 +152,8 @@ def high_frequency_energy_ratio(
 
     Raises:
         TypeError: not a floating-point tensor or array, or ``radius`` not a number.
-        ValueError: not (B, C, H, W), or ``radius`` < 0.
+        ValueError: not (B, C, H, W), ``radius`` < 0, or ``radius`` at or above the
+            :func:`highest_frequency` of the maps (every ratio would be 0).
 
     Shape:
         - Input: (B, C, H, W)
@@ -151,9 +166,15 @@ def high_frequency_energy_ratio(
     """
     r = check_non_negative("radius", radius)
     x = _as_maps(x).to(torch.float64)
+    h, w = x.shape[-2:]
+    top = highest_frequency(h, w)
+    if r >= top:
+        raise ValueError(
+            f"radius {radius!r} leaves no frequency above it: the highest of a {h}x{w} "
+            f"image is {top:.4g} cycles/px"
+        )
     if x.numel() == 0:  # some FFT backends reject empty inputs
         return x.new_zeros(x.shape[0])
-    h, w = x.shape[-2:]
     reference = x.pow(2).sum(dim=(1, 2, 3)) * (h * w)  # the energy before removing the mean
     if exclude_dc:
         x = x - x.mean(dim=(-2, -1), keepdim=True)

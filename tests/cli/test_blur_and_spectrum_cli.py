@@ -158,8 +158,12 @@ def test_spectrum_writes_png_and_json(plain_run, tmp_path, capsys) -> None:
     assert attack["step_size"] == pytest.approx(0.1 / 8)
     assert report["metadata"]["adv_accuracy"] < report["metadata"]["clean_accuracy"]
     assert "high-frequency energy" in capsys.readouterr().out
-    # a second run replaces its own files and leaves the others alone
-    assert _spectrum(plain_run / "model.safetensors", out, "--attack", "fgsm") == 0
+    # a second run keeps them without --overwrite; with it, replaces its own files only
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert _spectrum(plain_run / "model.safetensors", out, "--attack", "fgsm") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _spectrum(plain_run / "model.safetensors", out, "--attack", "fgsm", "--overwrite") == 0
     assert json.loads((out / "spectrum.json").read_text())["metadata"]["attack"]["attack"] == "fgsm"
     assert (out / "notes.txt").read_text() == "kept"
 

@@ -60,30 +60,51 @@ def test_demo_end_to_end(demo_dir, capsys) -> None:
         "blurnet",
         "autoencoder",
     ]
-    # the randomised and the BlurNet model are reported with and without EOT
-    for m in (blur, ae):
-        eot = [r for r in m["results"] if r["eot_samples"] == 4]
-        assert {r["attack"] for r in eot} == {"pgd-linf+eot4"} and len(eot) == 2
-    assert not any(r["eot_samples"] > 1 for r in model["results"])
+    # the randomised model is detected and gets EOT-APGD (AutoAttack's "rand" version)
+    eot = [r for r in ae["results"] if r["eot_samples"] == 4]
+    assert {r["attack"] for r in eot} == {"apgd-ce-linf+eot4", "apgd-dlr-linf+eot4"}
+    assert {r["backend"] for r in eot} == {"native"} and len(eot) == 4
+    assert ae["randomized"] and not blur["randomized"]
+    for m in (model, denoise, adv, blur):
+        assert not any(r["eot_samples"] > 1 for r in m["results"])
     assert ae["clean_accuracy"] > 0.85 and blur["clean_accuracy"] > 0.85
     assert "non-local" in denoise["defense"] and denoise["clean_accuracy"] > 0.85
     assert report["dataset"]["n_samples"] == 360
-    keys = {f"{r['attack']}@{r['eps']}" for r in model["results"]}
+    keys = {(r["attack"], r["backend"], r["eps"]) for r in model["results"]}
     assert keys == {
-        "fgsm-linf@0.1",
-        "fgsm-linf@0.2",
-        "pgd-linf@0.1",
-        "pgd-linf@0.2",
-        "deepfool-l2@None",
+        *(
+            (a, b, e)
+            for e in (0.1, 0.2)
+            for a, b in (("pgd-linf", "art"), ("apgd-ce-linf", "native"), ("apgd-t-linf", "native"))
+        ),
+        ("deepfool-l2", "native", None),  # DeepFool through native (+ foolbox when chosen)
     }
     assert model["clean_accuracy"] > 0.85
     pgd = {r["eps"]: r for r in model["results"] if r["attack"] == "pgd-linf"}
     assert pgd[0.2]["robust_accuracy"] <= pgd[0.1]["robust_accuracy"] < model["clean_accuracy"]
     assert pgd[0.1]["steps"] == 20 and pgd[0.1]["step_size"] == pytest.approx(0.0125)
+    # one worst case per threat model, never above any attack at that eps
+    for m in report["models"]:
+        worst = {t["eps"]: t for t in m["threat_models"]}
+        assert sorted(worst) == [0.1, 0.2]
+        for r in m["results"]:
+            if r["eps"] is not None:
+                assert worst[r["eps"]]["robust_accuracy"] <= r["robust_accuracy"] + 1e-12
+        assert all(t["parameter_free"] for t in worst.values())
+        assert m["status"] in ("verified",) or m["status"].startswith("not verified (checks")
+    assert all(t["eot"] for t in ae["threat_models"])
     # the PGD-trained model is much more robust than the baseline at the training eps
-    adv_pgd = {r["eps"]: r for r in adv["results"] if r["attack"] == "pgd-linf"}
+    tm = {
+        m["name"]: {t["eps"]: t["robust_accuracy"] for t in m["threat_models"]}
+        for m in report["models"]
+    }
     assert adv["clean_accuracy"] > 0.85
-    assert adv_pgd[0.1]["robust_accuracy"] > pgd[0.1]["robust_accuracy"] + 0.1
+    assert tm["pgd"][0.1] > tm["baseline"][0.1] + 0.1
+    # DeepFool: norm quartiles and not-adversarial counts, no robust accuracy headline
+    (df,) = [r for r in model["results"] if r["attack"] == "deepfool-l2"]
+    stats = df["norm_stats"]
+    assert 0 < stats["q1"] <= stats["median"] <= stats["q3"]
+    assert stats["n_not_adversarial"] == 0
 
 
 def test_evaluate_reads_the_demo_model(demo_dir, tmp_path, capsys) -> None:
@@ -129,14 +150,14 @@ def test_evaluate_reads_the_demo_model(demo_dir, tmp_path, capsys) -> None:
     ("extra", "code", "message"),
     [
         (["--attacks", "cw"], 2, "unknown attack 'cw'"),
-        (["--eps", "-0.1"], 2, "eps must be a finite number >= 0"),
+        (["--eps", "-0.1"], 2, "argument --eps: expected numbers > 0, got '-0.1'"),
         (["--backends", "nope"], 2, "unknown backend 'nope'"),
         (["--dataset", "imagenet"], 2, "unknown dataset 'imagenet'"),
         (["--dataset", "cifar10", "--data-path", "{tmp}"], 1, "cifar10"),
-        (["--model", "{tmp}/missing.safetensors"], 1, "model file not found"),
+        (["--model", "{tmp}/missing.safetensors"], 1, "no such file or directory"),
         (["--model", "{tmp}/corrupt.safetensors"], 1, "does not match the hash"),
-        (["--sweep-eps", "0.05,0.1"], 2, "--sweep-eps needs --sweep eps"),
-        (["--sweep", "restarts", "--max-steps", "50"], 2, "--max-steps needs --sweep steps"),
+        (["--sweep-eps", "0.05,0.1"], 2, "--sweep-eps 0.05,0.1 needs --sweep eps"),
+        (["--sweep", "restarts", "--max-steps", "50"], 2, "--max-steps 50 needs --sweep steps"),
     ],
     ids=[
         "attack",
@@ -173,10 +194,13 @@ def test_bad_input_exit_codes(demo_dir, tmp_path, capsys, extra, code, message) 
     assert not (tmp_path / "out").exists()
 
 
-def test_argparse_usage_error_exits_2() -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["evaluate", "--dataset", "digits"])  # --model missing
-    assert exc.value.code == 2
+def test_argparse_usage_error_exits_2(capsys) -> None:
+    assert main(["evaluate", "--dataset", "digits"]) == 2  # --model missing
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--model" in err
+    with pytest.raises(SystemExit) as exc:  # --help still exits, with 0
+        main(["evaluate", "--help"])
+    assert exc.value.code == 0
 
 
 @pytest.mark.slow

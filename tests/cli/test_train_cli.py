@@ -23,14 +23,16 @@ TINY = [
     "400",
     "--val-size",
     "100",
-    "--steps",
-    "2",
     "--lr-schedule",
     "constant",
     "--quiet",
     "--device",
     "cpu",
 ]
+
+
+#: PGD-2 at eps 0.1 (the attack options are only accepted with a method that attacks).
+PGD = ("--method", "pgd", "--eps", "0.1", "--steps", "2")
 
 
 def _train(out: Path, *extra: str) -> int:
@@ -44,7 +46,7 @@ def _sha(path: Path) -> str:
 @pytest.fixture(scope="module")
 def pgd_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("train") / "pgd"
-    assert _train(out, "--method", "pgd", "--eps", "0.1", "--epochs", "2") == 0
+    assert _train(out, *PGD, "--epochs", "2") == 0
     return out
 
 
@@ -93,7 +95,7 @@ def test_train_writes_a_run_that_evaluate_reads(pgd_run, tmp_path, capsys) -> No
 
 def test_an_existing_run_is_never_overwritten(pgd_run) -> None:
     before = {p.name: _sha(p) for p in pgd_run.iterdir()}
-    assert _train(pgd_run, "--method", "pgd", "--eps", "0.1", "--epochs", "2") == 2
+    assert _train(pgd_run, *PGD, "--epochs", "2") == 2
     assert {p.name: _sha(p) for p in pgd_run.iterdir()} == before
 
 
@@ -101,10 +103,7 @@ def test_resume_with_another_model_is_refused_and_leaves_the_checkpoint(pgd_run)
     before = _sha(pgd_run / "checkpoint.pt")
     code = _train(
         pgd_run,
-        "--method",
-        "pgd",
-        "--eps",
-        "0.1",
+        *PGD,
         "--epochs",
         "3",
         "--denoise",
@@ -165,7 +164,7 @@ def test_ema_saves_the_averaged_weights(tmp_path) -> None:
     import torch
 
     out = tmp_path / "ema"
-    assert _train(out, "--method", "pgd", "--eps", "0.1", "--epochs", "1", "--ema", "0.9") == 0
+    assert _train(out, *PGD, "--epochs", "1", "--ema", "0.9") == 0
     meta = json.loads((out / "model.json").read_text())["metadata"]
     assert meta["ema_decay"] == pytest.approx(0.9)
     state = torch.load(out / "checkpoint.pt", weights_only=True)

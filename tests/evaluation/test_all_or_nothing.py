@@ -108,7 +108,9 @@ def test_cli_sweeps_autoattack_all_or_nothing_rp2(digits_model, tmp_path) -> Non
     out = tmp_path / "out"
     argv = ["evaluate", "--model", str(tmp_path / "m.safetensors"), "--dataset", "digits"]
     argv += ["--n-samples", "40", "--quiet", "--out", str(out), "--steps", "10"]
-    argv += ["--backends", "art,torchattacks,foolbox", "--autoattack", "--aa-steps", "10"]
+    # an explicit list: AutoAttack through every backend that has it (foolbox skipped)
+    argv += ["--attacks", "pgd", "--backends", "art,torchattacks,foolbox", "--autoattack"]
+    argv += ["--aa-steps", "10"]
     argv += ["--aa-queries", "100", "--sweep", "steps,eps,restarts", "--max-steps", "20"]
     argv += ["--max-restarts", "2", "--sweep-eps", "0.05,0.1", "--all-or-nothing"]
     argv += ["--rp2", "--rp2-iter", "5", "--rp2-images", "10", "--no-checks"]
@@ -140,7 +142,7 @@ def test_cli_sweeps_autoattack_all_or_nothing_rp2(digits_model, tmp_path) -> Non
         (["--sweep", "iterations"], "unknown sweep 'iterations'"),
         (["--sweep", "steps", "--attacks", "fgsm"], "needs pgd"),
         (["--sweep", "steps", "--max-steps", "5"], "leaves no steps value"),
-        (["--rp2", "--rp2-area", "2"], "area_fraction"),
+        (["--rp2", "--rp2-area", "2"], "--rp2-area"),
     ],
 )
 def test_cli_bad_options(digits_model, tmp_path, capsys, extra, message) -> None:

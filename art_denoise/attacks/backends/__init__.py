@@ -1,4 +1,5 @@
-"""Attack backends: the built-in ART backend and plugins found through entry points.
+"""Attack backends: the built-in ``art`` and ``native`` backends and plugins found through
+entry points.
 
 A plugin package registers a subclass of :class:`AttackBackend` under the entry-point
 group ``art_denoise.backends``::
@@ -20,6 +21,7 @@ from art_denoise.attacks.backends.base import (
 )
 
 __all__ = [
+    "BUILT_IN",
     "ENTRY_POINT_GROUP",
     "AttackBackend",
     "BatchAttack",
@@ -37,9 +39,13 @@ def _entry_points() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
+#: The backends shipped with the package (never looked up through entry points).
+BUILT_IN = ("art", "native")
+
+
 def available_backends() -> list[str]:
-    """Names of the backends that can be used here: ``"art"`` and every installed plugin."""
-    return ["art", *sorted(name for name in _entry_points() if name != "art")]
+    """Names of the backends that can be used here: the built-in ones, then every plugin."""
+    return [*BUILT_IN, *sorted(name for name in _entry_points() if name not in BUILT_IN)]
 
 
 def get_backend(name: str) -> AttackBackend:
@@ -52,6 +58,10 @@ def get_backend(name: str) -> AttackBackend:
         from art_denoise.attacks.backends.art_backend import ARTBackend
 
         return ARTBackend()
+    if name == "native":
+        from art_denoise.attacks.backends.native_backend import NativeBackend
+
+        return NativeBackend()
     eps = _entry_points()
     if not isinstance(name, str) or name not in eps:
         hint = ""

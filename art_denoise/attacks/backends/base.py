@@ -96,7 +96,8 @@ class AttackBackend(abc.ABC):
     package: ClassVar[str]
     #: The attacks of :data:`~art_denoise.attacks.spec.ATTACKS` this backend runs.
     attacks: ClassVar[tuple[str, ...]] = ("fgsm", "pgd", "deepfool", "autoattack")
-    #: Seconds spent inside the library's attack calls during the last :meth:`run`.
+    #: Seconds spent inside the library's attack calls, summed over every :meth:`run` of
+    #: this instance (set it to 0 to start a measurement).
     library_seconds: float = 0.0
 
     def version(self) -> str | None:
@@ -169,7 +170,6 @@ class AttackBackend(abc.ABC):
         num_classes = infer_num_classes(model, xt)
         yt = as_labels(y, n=len(xt), num_classes=num_classes).to(xt.device)
         x_adv = xt.clone()
-        self.library_seconds = 0.0
         with attack_guard(model):
             # With EOT the library attacks the mean of eot_samples draws; success and the
             # kept restart are judged on the model as deployed (one draw).

@@ -17,7 +17,14 @@ from art_denoise._torch import eval_forward, model_device, perturbation_norms
 from art_denoise._validation import as_float_images, as_labels, check_positive_int
 from art_denoise.attacks.backends.base import infer_num_classes
 
-__all__ = ["AttackFn", "Predictor", "l2_dissimilarity", "per_target_success", "rp2_metrics"]
+__all__ = [
+    "AttackFn",
+    "Predictor",
+    "l2_dissimilarity",
+    "l2_ratios",
+    "per_target_success",
+    "rp2_metrics",
+]
 
 #: attack_fn(x, target_labels) -> x_adv, in the caller's array type.
 AttackFn = Callable[[Any, Any], Any]
@@ -52,14 +59,24 @@ def l2_dissimilarity(x: torch.Tensor, x_adv: torch.Tensor) -> float:
     """
     if len(x) == 0:
         return 0.0
+    return float(l2_ratios(x, x_adv).mean())
+
+
+def l2_ratios(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    """Per image: ``||x - x_adv||_2 / ||x_adv||_2`` (float64, (N,)), the terms of
+    :func:`l2_dissimilarity`'s mean.
+
+    Example:
+        >>> l2_ratios(torch.tensor([[3.0, 0.0]]), torch.tensor([[3.0, 4.0]])).tolist()
+        [0.8]
+    """
     norm_diff = perturbation_norms(x - x_adv, "2")
     norm_adv = perturbation_norms(x_adv, "2")
-    ratio = torch.where(
+    return torch.where(
         norm_adv > 0,
         norm_diff / norm_adv.clamp_min(1e-300),
         torch.where(norm_diff > 0, math.inf, 0.0),
     )
-    return float(ratio.mean())
 
 
 def _predict_labels(

@@ -17,7 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from art_denoise.attacks import AttackSpec
-from art_denoise.attacks.backends import AttackBackend, available_backends, get_backend
+from art_denoise.attacks.backends import (
+    BUILT_IN,
+    AttackBackend,
+    available_backends,
+    get_backend,
+)
 from art_denoise.models import create_model
 from art_denoise.training import train_standard
 
@@ -29,7 +34,7 @@ ReferenceAttack = Callable[..., torch.Tensor]
 
 def _load_backend(name: str) -> AttackBackend:
     """A new backend called ``name``, or a skip when its plugin is not installed."""
-    if name != "art":
+    if name not in BUILT_IN:
         pytest.importorskip(name)
         if name not in available_backends():
             pytest.skip(

@@ -121,6 +121,25 @@ CONTRACTS = {
             ),
         ),
     ),
+    "native": Contract(
+        # L2 steps in foolbox's arithmetic order (g * (1 / ||g||)), the reference in its own
+        reference={**COMMON, "fgsm-l2": 1e-5, "fgsm-l2-targeted": 1e-5},
+        guard_specs=(
+            *GUARD_SPECS,
+            AttackSpec(attack="deepfool", norm="inf", eps=None, steps=5),
+            AttackSpec(attack="apgd-ce", eps=0.1, steps=5),
+            AttackSpec(attack="apgd-t", norm="2", eps=1.0, steps=3, target_classes=2),
+        ),
+        eps_zero=tuple(EPS_ZERO),
+        refused=tuple(
+            Refused(
+                f"autoattack-l{norm}",
+                AttackSpec(attack="autoattack", norm=norm, eps=0.1),
+                "does not run 'autoattack'",
+            )
+            for norm in ("inf", "2")
+        ),
+    ),
     "foolbox": Contract(
         reference={**COMMON, "fgsm-l2": 1e-5, "fgsm-l2-targeted": 1e-5},
         eps_zero=("fgsm-linf", "pgd-linf", "pgd-l2", "deepfool-linf"),

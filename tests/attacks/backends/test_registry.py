@@ -16,6 +16,7 @@ from art_denoise.attacks.backends import (
     get_backend,
 )
 from art_denoise.attacks.backends.art_backend import ARTBackend
+from art_denoise.attacks.backends.native_backend import NativeBackend
 
 PLUGINS = [
     # (backend name, attack library, plugin module, class, pinned library version)
@@ -43,7 +44,7 @@ def test_plugin_registered(name, library, module, cls, version):
 def test_all_backends_listed():
     pytest.importorskip("art_denoise_torchattacks")
     pytest.importorskip("art_denoise_foolbox")
-    assert available_backends() == ["art", "foolbox", "torchattacks"]
+    assert available_backends() == ["art", "native", "foolbox", "torchattacks"]
     assert isinstance(get_backend("art"), ARTBackend)
 
 
@@ -56,11 +57,39 @@ def test_core_without_plugins(monkeypatch):
         return real(**params)
 
     monkeypatch.setattr(backends.metadata, "entry_points", no_plugins)
-    assert available_backends() == ["art"]
+    assert available_backends() == ["art", "native"]
     assert isinstance(get_backend("art"), ARTBackend)
+    assert isinstance(get_backend("native"), NativeBackend)
     for name in ("foolbox", "torchattacks"):
         with pytest.raises(ValueError, match=f"pip install plugins/art-denoise-{name}"):
             get_backend(name)
+
+
+def test_native_backend_is_built_in():
+    """No entry point: its version is the package's, a new instance each time."""
+    import art_denoise
+
+    backend = get_backend("native")
+    assert type(backend) is NativeBackend and backend.name == "native"
+    assert backend.package == "art-denoise"
+    assert backend.version() == art_denoise.__version__
+    assert get_backend("native") is not backend
+    assert "native" not in {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def test_native_backend_imports_no_attack_library():
+    code = (
+        "import sys\n"
+        "from art_denoise.attacks.backends import get_backend\n"
+        "from art_denoise.attacks.native import apgd, deepfool, pgd\n"
+        "get_backend('native')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'art', 'torchattacks', "
+        "'foolbox', 'eagerpy'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_import_loads_no_attack_library():
