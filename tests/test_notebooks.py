@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: Notebooks that take minutes on a loaded 2-core machine; the slow suite runs them.
-SLOW = {"03_denoising_blocks.ipynb", "05_randomised_defenses.ipynb"}
+SLOW: set[str] = set()
 #: Seconds a cell may take (a loaded CI machine is several times slower than a laptop).
 CELL_TIMEOUT = 900
 
@@ -44,6 +44,9 @@ def _kernel_environment(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> None:
         "PYTHONPATH", os.pathsep.join([*_source_paths(), *([previous] if previous else [])])
     )
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # One thread unless told otherwise: on a shared, loaded machine two OpenMP threads
+    # waiting for each other made the same training epoch 5-50x slower.
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     monkeypatch.chdir(cwd)
 
 
