@@ -18,7 +18,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-#: Notebooks that take minutes on a loaded 2-core machine; the slow suite runs them.
+#: Notebooks that take minutes on a loaded 2-core machine (none today: the six take 10-40 s
+#: each there); a name here moves its notebook to the slow suite.
 SLOW: set[str] = set()
 #: Seconds a cell may take (a loaded CI machine is several times slower than a laptop).
 CELL_TIMEOUT = 900
