@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from art_denoise import __version__
-from art_denoise.cli import demo, evaluate_cmd, spectrum_cmd, train_cmd
+from art_denoise.cli import demo, evaluate_cmd, reproduce_cmd, spectrum_cmd, train_cmd
 
 __all__ = ["build_parser", "main"]
 
@@ -25,6 +25,7 @@ COMMANDS = {
     "train": train_cmd,
     "evaluate": evaluate_cmd,
     "spectrum": spectrum_cmd,
+    "reproduce": reproduce_cmd,
 }
 
 

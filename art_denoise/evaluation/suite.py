@@ -8,8 +8,9 @@ trusted when a parameter-free attack, with no step size to tune, is part of its 
    every backend of the evaluation;
 2. APGD-CE and APGD-T (100 steps, 1 restart, 9 target classes): the white-box part of
    AutoAttack (Croce & Hein 2020), through the ``native`` backend;
-3. for a randomised model, APGD-CE and APGD-DLR with EOT over 20 draws (AutoAttack's
-   "rand" version), through ``native``;
+3. for a randomised model, instead of 2: APGD-CE and APGD-DLR with EOT over 20 draws
+   (AutoAttack's "rand" version), through ``native`` (the plain APGD attacks follow one
+   noise draw's gradient and add nothing the EOT ones do not);
 4. with ``autoattack=True``, the standard AutoAttack through ``torchattacks``.
 
 | Paper link: https://arxiv.org/abs/2003.01690 (Croce & Hein, ICML 2020)
@@ -135,26 +136,29 @@ class DefaultSuite:
         native = (self.parameter_free_backend,)
         common: dict[str, Any] = {"norm": norm, "eps": eps, "batch_size": self.batch_size}
         apgd: dict[str, Any] = {**common, "steps": self.apgd_steps, "restarts": self.apgd_restarts}
-        out = [
-            RoutedAttack(
-                AttackSpec(
-                    attack="pgd",
-                    step_size=self.pgd_step_size if self.pgd_step_size is not None else eps / 8,
-                    steps=self.pgd_steps,
-                    random_start=self.pgd_random_start,
-                    restarts=self.pgd_restarts,
-                    **common,
-                )
-            ),
-            RoutedAttack(AttackSpec(attack="apgd-ce", **apgd), native),
-            RoutedAttack(
-                AttackSpec(attack="apgd-t", target_classes=self.target_classes, **apgd), native
-            ),
-        ]
-        if randomized:
-            out += [
+        pgd = RoutedAttack(
+            AttackSpec(
+                attack="pgd",
+                step_size=self.pgd_step_size if self.pgd_step_size is not None else eps / 8,
+                steps=self.pgd_steps,
+                random_start=self.pgd_random_start,
+                restarts=self.pgd_restarts,
+                **common,
+            )
+        )
+        if randomized:  # AutoAttack's "rand" version: its plain APGD would add nothing
+            out = [pgd] + [
                 RoutedAttack(AttackSpec(attack=a, eot_samples=self.eot_samples, **apgd), native)
                 for a in ("apgd-ce", "apgd-dlr")
+            ]
+        else:
+            out = [
+                pgd,
+                RoutedAttack(AttackSpec(attack="apgd-ce", **apgd), native),
+                RoutedAttack(
+                    AttackSpec(attack="apgd-t", target_classes=self.target_classes, **apgd),
+                    native,
+                ),
             ]
         if self.autoattack:
             spec = AttackSpec(

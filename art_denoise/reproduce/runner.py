@@ -1,0 +1,313 @@
+"""Run a reproduced table: one directory per (row, seed), resumable, then the results.
+
+Layout of ``out``::
+
+    out/reproduce.json          what was asked (table, preset, dataset, seeds): checked on resume
+    out/rows/<row>-seed<k>/     the row's checkpoint, model and row.json (written last)
+    out/results.md              the table: the source's numbers beside ours, our setting named
+    out/results.json            every seed's cells, the means and standard deviations
+    out/*.png                   the table's figures
+
+A row is finished when its ``row.json`` exists; a resumed run reuses it if its config is
+the row's config today, and refuses to mix settings otherwise. A row killed before its
+``row.json`` was written runs again (from its training checkpoint where the table keeps
+one); every row is seeded, so a resumed run's results equal an uninterrupted run's. A
+row's ``seconds`` are those of the attempt that finished it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from art_denoise._files import atomic_write_files, atomic_write_text
+from art_denoise._torch import resolve_device
+from art_denoise._validation import check_choice, check_positive_int
+from art_denoise.reproduce.table import (
+    PRESETS,
+    RowJob,
+    RowResult,
+    Table,
+    TableContext,
+    config_digest,
+)
+
+__all__ = ["RESULT_FILES", "ROW_FILE", "TABLES", "get_table", "reproduce"]
+
+#: Table name -> ``module:class`` (imported when used).
+TABLES: dict[str, str] = {
+    "xie": "art_denoise.reproduce.xie:XieTable",
+    "blurnet": "art_denoise.reproduce.blurnet:BlurNetTable",
+    "autoencoder": "art_denoise.reproduce.autoencoder_table:AutoencoderTable",
+}
+#: The file that marks a row as finished.
+ROW_FILE = "row.json"
+#: The files of the results (besides the figures).
+RESULT_FILES = ("results.md", "results.json")
+_MANIFEST = "reproduce.json"
+_FORMAT = "art-denoise/reproduce/1"
+
+
+def get_table(name: str) -> Table:
+    """The table ``name`` (a key of :data:`TABLES`)."""
+    import importlib
+
+    check_choice("table", name, TABLES)
+    module, cls = TABLES[name].split(":")
+    table: Table = getattr(importlib.import_module(module), cls)()
+    return table
+
+
+def reproduce(
+    name: str,
+    *,
+    out: str | os.PathLike[str],
+    preset: str = "quick",
+    dataset: str | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+    seeds: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    dataset_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Rebuild the table ``name`` and attack every row; write the results into ``out``.
+
+    Args:
+        name: ``"xie"``, ``"blurnet"`` or ``"autoencoder"`` (:data:`TABLES`).
+        out: the run directory (created; a run already there is resumed if it asked
+            for the same table, preset, dataset and seeds).
+        preset: ``"quick"`` (digits, minutes on a CPU) or ``"full"`` (the study).
+        dataset: the dataset (default: the preset's); ``"folder"`` needs ``data_path``.
+        data_path: the dataset's files.
+        seeds: seeds of the rows averaged over seeds (default: the preset's).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        progress: print a line per row and show progress bars.
+        dataset_options: more arguments of ``load_dataset`` (``image_size`` of a folder).
+
+    Returns:
+        The content of ``results.json``.
+
+    Raises:
+        ValueError: an unknown table, preset or dataset, ``seeds`` < 1, or ``out`` holding
+            a run of other settings; all before anything is trained.
+    """
+    table = get_table(name)
+    check_choice("preset", preset, PRESETS)
+    if seeds is not None:
+        check_positive_int("seeds", seeds)
+    ctx = TableContext(
+        preset=preset,
+        dataset=dataset or table.default_dataset(preset),
+        data_path=Path(data_path) if data_path is not None else None,
+        seeds=seeds if seeds is not None else table.default_seeds(preset),
+        device=resolve_device(device),
+        progress=progress,
+        dataset_options=dict(dataset_options or {}),
+    )
+    table.check(ctx)
+    out = Path(out)
+    jobs = table.jobs(ctx)
+    _check_manifest(out, _manifest(table, ctx))
+    results = [_run_job(table, job, ctx, out) for job in jobs]
+    return _write_results(table, ctx, results, out)
+
+
+def _manifest(table: Table, ctx: TableContext) -> dict[str, Any]:
+    return {
+        "format": _FORMAT,
+        "table": table.name,
+        "preset": ctx.preset,
+        "dataset": ctx.dataset,
+        "data_path": str(ctx.data_path) if ctx.data_path is not None else None,
+        "seeds": ctx.seeds,
+        "dataset_options": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in ctx.dataset_options.items()
+        },
+    }
+
+
+def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``reproduce.json``, or check that the run in ``out`` asked for the same."""
+    path = out / _MANIFEST
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {str(out)!r} is a file, not a directory")
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} is not a reproduce run's record: {err}") from None
+        diff = [k for k in manifest if not isinstance(old, dict) or old.get(k) != manifest[k]]
+        if diff:
+            was = ", ".join(f"{k}={old.get(k)!r}" for k in diff) if isinstance(old, dict) else ""
+            raise ValueError(
+                f"{out} holds a reproduce run with other settings ({was}); resume it with "
+                "those settings or choose another out directory"
+            )
+        return
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no reproduce run; choose another out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+
+
+def _run_job(table: Table, job: RowJob, ctx: TableContext, out: Path) -> RowResult:
+    """The row's result: read from its ``row.json`` if finished, else run (and written)."""
+    row_dir = out / "rows" / job.key
+    done = row_dir / ROW_FILE
+    digest = config_digest(job.config)
+    if done.exists():
+        record = json.loads(done.read_text())
+        if record.get("config_sha256") != digest:
+            raise ValueError(
+                f"{done} was run with another config than today's row {job.row!r}; "
+                "choose another out directory"
+            )
+        if ctx.progress:
+            print(f"{table.name}: {job.key} finished earlier, reused")
+        return RowResult(job, record["cells"], record.get("extra", {}), record["seconds"])
+    row_dir.mkdir(parents=True, exist_ok=True)
+    tic = time.perf_counter()
+    result = table.run_row(job, ctx, row_dir)
+    seconds = time.perf_counter() - tic
+    _check_cells(table, job, result.cells)
+    record = {
+        "row": job.row,
+        "label": job.label,
+        "seed": job.seed,
+        "config": dict(job.config),
+        "config_sha256": digest,
+        "cells": dict(result.cells),
+        "extra": dict(result.extra),
+        "seconds": seconds,
+    }
+    atomic_write_text(done, json.dumps(record, indent=2, allow_nan=False) + "\n")
+    if ctx.progress:
+        print(f"{table.name}: {job.key} done in {seconds:.0f} s")
+    return RowResult(job, record["cells"], record["extra"], seconds)
+
+
+def _check_cells(table: Table, job: RowJob, cells: Mapping[str, float | None]) -> None:
+    keys = {c.key for c in table.columns}
+    unknown = set(cells) - keys
+    if unknown:
+        raise RuntimeError(f"row {job.key} returned cells of no column: {sorted(unknown)}")
+    for key, value in cells.items():
+        if value is not None and not math.isfinite(value):
+            raise RuntimeError(f"row {job.key} returned a non-finite {key}: {value}")
+
+
+def _aggregate(table: Table, results: Sequence[RowResult]) -> list[dict[str, Any]]:
+    """One entry per row id (table order): the mean and standard deviation over seeds."""
+    rows: dict[str, list[RowResult]] = {}
+    for r in results:
+        rows.setdefault(r.job.row, []).append(r)
+    out = []
+    for row, runs in rows.items():
+        cells: dict[str, dict[str, float | None]] = {}
+        for c in table.columns:
+            values = [float(v) for r in runs if (v := r.cells.get(c.key)) is not None]
+            mean = sum(values) / len(values) if values else None
+            std = (
+                math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+                if mean is not None and len(values) > 1
+                else None
+            )
+            cells[c.key] = {"mean": mean, "std": std, "n": len(values)}
+        out.append(
+            {
+                "row": row,
+                "label": runs[0].job.label,
+                "seeds": [r.job.seed for r in runs],
+                "cells": cells,
+                "seconds": [r.seconds for r in runs],
+            }
+        )
+    return out
+
+
+def _markdown(table: Table, ctx: TableContext, rows: Sequence[dict[str, Any]]) -> str:
+    source = table.source_cells()
+    header = ["row", "seeds"]
+    for c in table.columns:
+        header.append(f"{c.label} (ours)")
+        if any(c.key in cells for cells in source.values()):
+            header.append(f"{c.label} (source)")
+    lines = [
+        f"# {table.title}",
+        "",
+        f"Source: {table.source}",
+        "",
+        f"**Source setting:** {table.source_setting}",
+        "",
+        f"**Our setting ({ctx.preset} preset):** {table.setting(ctx)}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
+    for row in rows:
+        cells = [row["label"], str(len(row["seeds"]))]
+        for c in table.columns:
+            agg = row["cells"][c.key]
+            cells.append(c.format(agg["mean"], agg["std"]))
+            if any(c.key in s for s in source.values()):
+                cells.append(source.get(row["row"], {}).get(c.key, "-"))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± standard deviation over seeds (no ± with one seed); - : not reported."]
+    findings = table.findings(rows, ctx)
+    if findings:
+        lines += ["", "## What we find", ""] + [f"- {f}" for f in findings]
+    total = sum(sum(r["seconds"]) for r in rows)
+    lines += [
+        "",
+        "## Time",
+        "",
+        *(f"- {r['label']}: {', '.join(f'{s:.0f} s' for s in r['seconds'])}" for r in rows),
+        f"- total: {total:.0f} s on {ctx.device}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_results(
+    table: Table, ctx: TableContext, results: Sequence[RowResult], out: Path
+) -> dict[str, Any]:
+    rows = _aggregate(table, results)
+    content: dict[str, Any] = {
+        **_manifest(table, ctx),
+        "title": table.title,
+        "source": table.source,
+        "source_setting": table.source_setting,
+        "setting": table.setting(ctx),
+        "device": str(ctx.device),
+        "columns": [{"key": c.key, "label": c.label, "unit": c.unit} for c in table.columns],
+        "source_cells": {k: dict(v) for k, v in table.source_cells().items()},
+        "rows": rows,
+        "runs": [
+            {
+                "row": r.job.row,
+                "seed": r.job.seed,
+                "cells": dict(r.cells),
+                "extra": dict(r.extra),
+                "seconds": r.seconds,
+            }
+            for r in results
+        ],
+        "findings": table.findings(rows, ctx),
+    }
+    text = json.dumps(content, indent=2, allow_nan=False) + "\n"
+    markdown = _markdown(table, ctx, rows)
+    writers: dict[str, Callable[[Path], None]] = {
+        "results.json": lambda p: _write(p, text),
+        "results.md": lambda p: _write(p, markdown),
+        **table.figures(results, ctx, out),
+    }
+    atomic_write_files(out, writers, overwrite=True)
+    return content
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
