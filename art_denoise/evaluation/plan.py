@@ -66,6 +66,8 @@ class EvaluationPlan:
         routes: spec -> the backends that run it, in order (``engines`` when absent);
             skipped pairs included.
         randomized: model name -> two identical calls of it differ.
+        replaced: model name -> shared attacks not run on it (the plain APGD attacks a
+            randomised model's EOT versions replace).
     """
 
     models: Mapping[str, nn.Module]
@@ -87,10 +89,13 @@ class EvaluationPlan:
     rp2: RP2Evaluation | None
     routes: Mapping[AttackSpec, tuple[AttackBackend, ...]] = field(default_factory=dict)
     randomized: Mapping[str, bool] = field(default_factory=dict)
+    replaced: Mapping[str, tuple[AttackSpec, ...]] = field(default_factory=dict)
 
     def model_specs(self, name: str) -> list[AttackSpec]:
-        """The attacks run on model ``name``: the shared ones, then its extra ones."""
-        return list(self.specs) + self.extra.get(name, [])
+        """The attacks run on model ``name``: the shared ones (but those its EOT attacks
+        replace), then its extra ones."""
+        replaced = self.replaced.get(name, ())
+        return [s for s in self.specs if s not in replaced] + self.extra.get(name, [])
 
     def backends_for(self, spec: AttackSpec) -> tuple[AttackBackend, ...]:
         """The backends that run ``spec``, in order (skipped pairs included)."""
@@ -168,13 +173,17 @@ def plan_evaluation(
         attacks, extra_attacks, models, eps=eps, norm=norm, suite=suite
     )
     randomized = {name: _randomized(m, xt) for name, m in models.items()}
+    replaced: dict[str, tuple[AttackSpec, ...]] = {}
     if eps is not None and attacks is None:
-        # a randomised model also gets the suite's EOT attacks (AutoAttack's "rand" version)
+        # a randomised model gets AutoAttack's "rand" version: the suite's EOT attacks
+        # instead of its plain APGD ones
         every = (suite or DefaultSuite()).attacks(eps, norm=norm, randomized=True)
         eot = [a for a in every if a not in shared]
+        plain = tuple(a.spec for a in shared if a not in every)
         for name in models:
             if randomized[name]:
                 extra_items[name] = eot + extra_items.get(name, [])
+                replaced[name] = plain
     engines, routes, skipped = _resolve_routes(
         backends, [*shared, *(a for v in extra_items.values() for a in v)], skip_unsupported
     )
@@ -201,6 +210,7 @@ def plan_evaluation(
         rp2=rp2,
         routes=routes,
         randomized=randomized,
+        replaced=replaced,
     )
 
 
