@@ -28,7 +28,9 @@ What is read:
 - All images must have one size, or ``image_size`` resizes each one (after its
   conversion to the output channels) with Pillow's bilinear filter.
 
-Pixel values are ``uint8 / 255`` as float32.
+Pixel values are ``uint8 / 255`` as float32, all held in memory (4 bytes per pixel and
+channel: 40000 RGB images of 32x32 take 0.5 GB). Every file's header is read before any
+pixel is decoded, so a bad file, size or mode fails fast.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def load_folder(
         >>> data = load_folder(path=root)
         >>> data.class_names, data.x_train.shape, data.x_test.shape
         (('cat', 'dog'), (8, 1, 3, 4), (2, 1, 3, 4))
+        >>> import shutil; shutil.rmtree(root)
     """
     root = _check_arguments(path, download, channels, test_fraction, seed)
     size = _check_image_size(image_size)
