@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "DATASET_SHAPES",
     "SEED_LIMIT",
+    "check_data_options",
     "check_data_path",
     "check_dataset",
     "check_device",
@@ -31,6 +32,7 @@ __all__ = [
     "dataset_not_found",
     "eot_samples",
     "fraction",
+    "image_size",
     "non_negative_float",
     "non_negative_int",
     "output_dir",
@@ -43,7 +45,8 @@ __all__ = [
 #: Seeds are integers in [0, 2**63): every generator of torch and numpy takes them.
 SEED_LIMIT = 2**63
 #: The image shape (C, H, W) of each dataset, to check a model before the data is read
-#: (tests/cli compare it with the loaded datasets).
+#: (tests/cli compare it with the loaded datasets). ``folder`` is not here: its shape is
+#: known only once the images are read, so the model is checked after loading.
 DATASET_SHAPES: dict[str, tuple[int, int, int]] = {
     "digits": (1, 8, 8),
     "mnist": (1, 28, 28),
@@ -106,6 +109,18 @@ def comma_positive_floats(text: str) -> list[float]:
     if bad:
         raise argparse.ArgumentTypeError(f"expected numbers > 0, got {bad[0]!r} in {text!r}")
     return values
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """``"32,40"`` as ``(32, 40)`` (height, width); ``"32"`` as ``(32, 32)``."""
+    items = [t.strip() for t in text.split(",")]
+    what = "H,W or N: integers >= 1"
+    if len(items) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    values = [_parse(t, int, what) for t in items]
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return (values[0], values[-1])
 
 
 def output_dir(text: str) -> Path:
@@ -192,6 +207,23 @@ def check_data_path(path: Path | None) -> Path | None:
         what = "a file" if path.exists() else "no such directory"
         raise ValueError(f"--data-path {str(path)!r} is not a directory ({what})")
     return path
+
+
+def check_data_options(args: argparse.Namespace) -> None:
+    """``--dataset``, ``--data-path`` and ``--image-size`` together.
+
+    ``--dataset folder`` reads the user's images, so it needs ``--data-path``;
+    ``--image-size`` resizes them, so it needs ``--dataset folder``.
+    """
+    check_dataset(args.dataset)
+    check_data_path(args.data_path)
+    folder = args.dataset == "folder"
+    if folder and args.data_path is None:
+        raise ValueError(
+            "--dataset folder needs --data-path DIR, a directory with one sub-folder of "
+            "images per class"
+        )
+    check_needs(args, {"image_size": (folder, "--dataset folder")})
 
 
 def dataset_not_found(err: Exception, name: str, path: Path | None) -> str:

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from art_denoise.attacks.spec import ATTACKS, AttackSpec
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLI_ATTACKS",
+    "add_dataset_arguments",
     "check_backends",
     "check_input_shape",
     "comma_floats",
@@ -137,6 +138,31 @@ def comma_ints(text: str) -> list[int]:
     return _comma_numbers(text, int, "integers")
 
 
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dataset``, ``--data-path`` and ``--image-size`` (checked by
+    :func:`art_denoise.cli._checks.check_data_options`)."""
+    from art_denoise.cli._checks import image_size
+
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="digits, mnist, fashion-mnist, cifar10, or folder (your images, with --data-path)",
+    )
+    p.add_argument(
+        "--data-path",
+        type=Path,
+        default=None,
+        help="directory holding the dataset; for folder, one sub-folder of images per class",
+    )
+    p.add_argument(
+        "--image-size",
+        type=image_size,
+        default=None,
+        metavar="H,W",
+        help="folder: resize every image to H,W (N for NxN); default: all of one size",
+    )
+
+
 def check_input_shape(model: nn.Module, data: Dataset, *, model_path: Path, dataset: str) -> None:
     """A ``ValueError`` if the model's ``input_shape`` is not the dataset's image shape."""
     shape = tuple(getattr(model, "input_shape", data.input_shape))
@@ -243,12 +269,16 @@ def load_data(
     name: str,
     path: Path | None,
     *,
+    image_size: tuple[int, int] | None = None,
     n_test: int | None = None,
     n_train: int | None = None,
     n_test_flag: str = "--n-samples",
     n_train_flag: str = "--train-size",
 ) -> Dataset:
     """The dataset, its splits cut to the first ``n_test`` / ``n_train`` images.
+
+    ``image_size`` (``--image-size``) is passed to the loader when given (only
+    ``folder`` takes it; :func:`~art_denoise.cli._checks.check_data_options` saw to that).
 
     Raises:
         FileNotFoundError: the files are nowhere (one line, with the command line's advice).
@@ -258,7 +288,8 @@ def load_data(
     from art_denoise.data import DatasetNotFoundError, load_dataset
 
     try:
-        data = load_dataset(name, path=path)
+        options: dict[str, Any] = {} if image_size is None else {"image_size": image_size}
+        data = load_dataset(name, path=path, **options)
     except DatasetNotFoundError as err:
         raise FileNotFoundError(dataset_not_found(err, name, path)) from None
     for flag, n, have, split in (

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from art_denoise.attacks.eot import DEFAULT_EOT_SAMPLES
 from art_denoise.attacks.rp2 import RP2Config
 from art_denoise.cli._checks import (
-    check_data_path,
-    check_dataset,
+    check_data_options,
     check_device,
     check_linf_eps,
     check_needs,
@@ -33,6 +32,7 @@ from art_denoise.cli._checks import (
 )
 from art_denoise.cli._common import (
     CLI_ATTACKS,
+    add_dataset_arguments,
     check_backends,
     check_input_shape,
     comma_list,
@@ -88,8 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a denoising autoencoder (directory, .safetensors or .json) put in front of "
         "--model as its input filter (randomised: add --eot)",
     )
-    p.add_argument("--dataset", required=True, help="digits, mnist, fashion-mnist or cifar10")
-    p.add_argument("--data-path", type=Path, default=None, help="directory holding the dataset")
+    add_dataset_arguments(p)
     add_attack_arguments(p)
     p.add_argument(
         "--n-samples", type=positive_int, default=None, help="first N test images (default all)"
@@ -406,8 +405,7 @@ def validate(args: argparse.Namespace) -> _Job:
         [s for s in specs if suite is None or s.attack == "pgd"],
         skip_unsupported=True,
     )
-    check_dataset(args.dataset)
-    check_data_path(args.data_path)
+    check_data_options(args)
     device = check_device(args.device)
     model = resolve(args.model, MODEL_FILE)
     autoencoder = resolve(args.autoencoder, AUTOENCODER_FILE) if args.autoencoder else None
@@ -435,7 +433,9 @@ def run(args: argparse.Namespace) -> int:
     job = validate(args)  # usage errors first, before any loading
     device = init_from_env(args.device)  # under torchrun: this rank's device, group joined
     model = load_classifier(args.model, device)
-    data = load_data(args.dataset, args.data_path, n_test=args.n_samples)
+    data = load_data(
+        args.dataset, args.data_path, image_size=args.image_size, n_test=args.n_samples
+    )
     check_input_shape(model, data, model_path=job.model, dataset=args.dataset)
     defenses = None
     if args.autoencoder is not None:

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from art_denoise.cli._checks import (
-    check_data_path,
-    check_dataset,
+    check_data_options,
     check_device,
     check_linf_eps,
     check_needs,
@@ -35,7 +34,13 @@ from art_denoise.cli._checks import (
     positive_int,
     seed,
 )
-from art_denoise.cli._common import check_backends, check_input_shape, load_data, make_specs
+from art_denoise.cli._common import (
+    add_dataset_arguments,
+    check_backends,
+    check_input_shape,
+    load_data,
+    make_specs,
+)
 from art_denoise.cli._model_files import MODEL_FILE, resolve
 
 if TYPE_CHECKING:
@@ -63,8 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="the model: a run directory (train --out), a .safetensors file or its .json",
     )
-    p.add_argument("--dataset", required=True, help="digits, mnist, fashion-mnist or cifar10")
-    p.add_argument("--data-path", type=Path, default=None, help="directory holding the dataset")
+    add_dataset_arguments(p)
     p.add_argument("--attack", choices=ATTACKS, default="pgd")
     p.add_argument("--eps", type=positive_float, default=0.1, help="attack budget")
     p.add_argument("--norm", choices=("inf", "2"), default="inf")
@@ -211,8 +215,7 @@ def validate(args: argparse.Namespace) -> _Job:
             f"{_NYQUIST_CORNER:.4g} cycles/px"
         )
     check_backends(["art"], [spec], skip_unsupported=False)
-    check_dataset(args.dataset)
-    check_data_path(args.data_path)
+    check_data_options(args)
     device = check_device(args.device)
     model = resolve(args.model, MODEL_FILE)
     out = check_out_dir(args.out, writes=SPECTRUM_FILES, overwrite=args.overwrite)
@@ -231,7 +234,9 @@ def run(args: argparse.Namespace) -> int:
     model = load_classifier(args.model, job.device)
     layer = _layer(model, args.layer)
     _check_radius(args.radius, model)
-    data = load_data(args.dataset, args.data_path, n_test=args.n_samples)
+    data = load_data(
+        args.dataset, args.data_path, image_size=args.image_size, n_test=args.n_samples
+    )
     check_input_shape(model, data, model_path=job.model, dataset=args.dataset)
     spec, device = job.spec, job.device
     backend = get_backend("art")

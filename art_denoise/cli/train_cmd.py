@@ -35,8 +35,7 @@ from art_denoise.blocks.denoising import FILTERS
 from art_denoise.blurnet.lowpass import KINDS
 from art_denoise.cli._checks import (
     DATASET_SHAPES,
-    check_data_path,
-    check_dataset,
+    check_data_options,
     check_device,
     check_needs,
     check_out_dir,
@@ -49,7 +48,7 @@ from art_denoise.cli._checks import (
     positive_int,
     seed,
 )
-from art_denoise.cli._common import comma_list, load_data
+from art_denoise.cli._common import add_dataset_arguments, comma_list, load_data
 from art_denoise.recipes import (
     LR_SCHEDULES,
     MODEL_FILE,
@@ -84,8 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The dataset and the architecture."""
-    p.add_argument("--dataset", required=True, help="digits, mnist, fashion-mnist or cifar10")
-    p.add_argument("--data-path", type=Path, default=None, help="directory holding the dataset")
+    add_dataset_arguments(p)
     p.add_argument("--model", default="smallcnn", help="smallcnn or preact-resnet18")
     p.add_argument(
         "--widths",
@@ -280,10 +278,16 @@ def _model_recipe(args: argparse.Namespace) -> ModelRecipe:
     )
 
 
-def _check_model(recipe: ModelRecipe, training: TrainingRecipe, dataset: str) -> None:
-    """Build the model once for the dataset's image size (no data read): its settings,
-    the layer names of ``--denoise-after`` and ``--pcl-layers``, the low-pass kernel."""
-    model = build_model(recipe, input_shape=DATASET_SHAPES[dataset], num_classes=10)
+def _check_model(
+    recipe: ModelRecipe,
+    training: TrainingRecipe,
+    input_shape: tuple[int, int, int],
+    num_classes: int = 10,
+) -> None:
+    """Build the model once for the dataset's image size: its settings, the layer names
+    of ``--denoise-after`` and ``--pcl-layers``, the low-pass kernel. Before the data is
+    read where :data:`DATASET_SHAPES` knows the size, else (``folder``) once it is read."""
+    model = build_model(recipe, input_shape=input_shape, num_classes=num_classes)
     names = {name for name, _ in model.named_modules() if name}
     for layer in training.pcl_layers or ():
         if layer not in names:
@@ -325,9 +329,9 @@ def validate(args: argparse.Namespace) -> tuple[TrainingRecipe, ModelRecipe, Pat
     _check_method_needs(args)
     training = _training_recipe(args)
     recipe = _model_recipe(args)
-    check_dataset(args.dataset)
-    check_data_path(args.data_path)
-    _check_model(recipe, training, args.dataset)
+    check_data_options(args)
+    if args.dataset in DATASET_SHAPES:
+        _check_model(recipe, training, DATASET_SHAPES[args.dataset])
     check_device(args.device)
     out = check_out_dir(args.out)
     return training, recipe, check_run_dir(out, resume=args.resume)
@@ -338,7 +342,11 @@ def run(args: argparse.Namespace) -> int:
     training, recipe, out = validate(args)
     device, ctx = setup_device(args.device)
     _check_amp(args.amp, device)
-    data = load_data(args.dataset, args.data_path, n_train=args.train_size)
+    data = load_data(
+        args.dataset, args.data_path, image_size=args.image_size, n_train=args.train_size
+    )
+    if args.dataset not in DATASET_SHAPES:  # folder: the image size is known only now
+        _check_model(recipe, training, data.input_shape, data.num_classes)
     trained = train_recipe(
         recipe,
         training,

@@ -5,11 +5,14 @@
 - ``"digits"``: scikit-learn's 8x8 digits (always available, no files needed).
 - ``"mnist"``, ``"fashion-mnist"``: the IDX files, plain or gzipped.
 - ``"cifar10"``: the python pickle batches.
+- ``"folder"``: your own images, one sub-folder per class (:func:`load_folder`); it needs
+  ``path`` and takes options, e.g. ``load_dataset("folder", path=d, image_size=(32, 32))``.
 
-Files are looked for in an explicit ``path``, else ``$ART_DENOISE_DATA/<name>``,
-``$ART_DENOISE_DATA``, ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist``
-installs Fashion-MNIST there) and ``~/.cache/art-denoise/<name>``; ``download=True``
-fetches missing files into the cache, checked against the official MD5 sums.
+The files of the others are looked for in an explicit ``path``, else
+``$ART_DENOISE_DATA/<name>``, ``$ART_DENOISE_DATA``, ``/usr/share/datasets/<name>``
+(Debian's ``dataset-fashion-mnist`` installs Fashion-MNIST there) and
+``~/.cache/art-denoise/<name>``; ``download=True`` fetches missing files into the cache,
+checked against the official MD5 sums.
 
 Example:
     >>> data = load_dataset("digits", n_test=100)
@@ -19,15 +22,18 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from art_denoise.data import _paths
 from art_denoise.data._dataset import Dataset
 from art_denoise.data._errors import ChecksumError, DataError, DatasetNotFoundError
 from art_denoise.data.cifar10 import load_cifar10
 from art_denoise.data.digits import load_digits
+from art_denoise.data.folder import load_folder
 from art_denoise.data.mnist import load_fashion_mnist, load_mnist
 
 __all__ = [
@@ -38,14 +44,17 @@ __all__ = [
     "DatasetNotFoundError",
     "data_search_paths",
     "load_dataset",
+    "load_folder",
 ]
 
-#: Dataset name -> loader, called as ``loader(path=..., download=...)``.
+#: Dataset name -> loader, called as ``loader(path=..., download=..., **options)``; a
+#: loader's options are its keyword-only parameters other than ``path`` and ``download``.
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": load_digits,
     "mnist": load_mnist,
     "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar10,
+    "folder": load_folder,
 }
 
 
@@ -56,6 +65,7 @@ def load_dataset(
     download: bool = False,
     n_train: int | None = None,
     n_test: int | None = None,
+    **options: Any,
 ) -> Dataset:
     """Load the dataset ``name``, optionally keeping only its first examples.
 
@@ -67,6 +77,9 @@ def load_dataset(
             against the official checksums.
         n_train: keep the first ``n_train`` training examples (all when ``None``).
         n_test: keep the first ``n_test`` test examples (all when ``None``).
+        **options: the loader's own options, checked by it: ``"folder"`` takes
+            ``image_size``, ``channels``, ``test_fraction`` and ``seed`` (see
+            :func:`load_folder`); the other datasets take none.
 
     Returns:
         A :class:`Dataset`.
@@ -80,7 +93,8 @@ def load_dataset(
     Raises:
         ValueError: unknown ``name`` (the message lists the known ones), or a count
             < 1 or larger than its split.
-        TypeError: ``download`` is not a bool, or a count is not an int.
+        TypeError: ``download`` is not a bool, a count is not an int, or an option is
+            not one of the loader's.
         DatasetNotFoundError: the files are nowhere and ``download`` is False; the
             message lists every place searched and how to get the files.
         DataError: a file is malformed (a :class:`ChecksumError` for a bad download).
@@ -97,7 +111,9 @@ def load_dataset(
     for arg, value in (("n_train", n_train), ("n_test", n_test)):
         if value is not None:
             check_positive_int(arg, value)
-    return DATASETS[name](path=path, download=download).subset(n_train=n_train, n_test=n_test)
+    _check_options(name, options)
+    data = DATASETS[name](path=path, download=download, **options)
+    return data.subset(n_train=n_train, n_test=n_test)
 
 
 def data_search_paths(name: str, path: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -118,6 +134,17 @@ def data_search_paths(name: str, path: str | os.PathLike[str] | None = None) -> 
     """
     _check_name(name)
     return _paths.data_search_paths(name, path)
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse an option that the loader of ``name`` does not take, naming those it takes."""
+    params = inspect.signature(DATASETS[name]).parameters.values()
+    known = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    known = [k for k in known if k not in ("path", "download")]
+    for option in options:
+        if option not in known:
+            takes = f"its options are {', '.join(known)}" if known else "it takes none"
+            raise TypeError(f"dataset {name!r} does not take option {option!r} ({takes})")
 
 
 def _check_name(name: str) -> None:

@@ -14,7 +14,7 @@ Y = np.array([0, 1, 2, 1], np.int64)
 
 
 def test_registry_and_unknown_name() -> None:
-    assert sorted(DATASETS) == ["cifar10", "digits", "fashion-mnist", "mnist"]
+    assert sorted(DATASETS) == ["cifar10", "digits", "fashion-mnist", "folder", "mnist"]
     with pytest.raises(ValueError, match="unknown dataset 'svhn'; expected one of cifar10, digits"):
         load_dataset("svhn")
     with pytest.raises(ValueError, match="unknown dataset 'MNIST'"):
