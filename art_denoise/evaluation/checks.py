@@ -34,9 +34,9 @@ The checks, in report order:
   (the attack in the summary has not converged).
 
 "Beyond noise" is two binomial standard deviations of the compared accuracy plus one image
-(:func:`tolerance`). The checks that attack run through the first backend with every
-hyperparameter pinned and seeded, on the first :data:`CHECK_SAMPLES` images; the others
-reuse the evaluation's results or need one forward pass.
+(:func:`tolerance`). The checks that attack run through ``native`` (else the first
+backend) with every hyperparameter pinned and seeded, on the first :data:`CHECK_SAMPLES`
+images; the others reuse the evaluation's results or need one forward pass.
 
 | Paper link: https://arxiv.org/abs/1902.06705
 """
@@ -486,7 +486,8 @@ def run_checks(
         x: the evaluation images (B, C, H, W) in [0, 1]; y: their labels (B,).
         report: the model's results from :func:`~art_denoise.evaluation.evaluate`.
         specs: the attacks it was evaluated with (EOT and the steps check read them).
-        backend: runs the checks' own attacks (the evaluation's first backend).
+        backend: runs the checks' own attacks (``native`` when the evaluation has it,
+            else its first backend).
         reference: an undefended model to transfer attacks from; ``None`` skips the check.
         transfer_cache: spec -> adversarial images crafted on ``reference``, filled and
             reused across models.

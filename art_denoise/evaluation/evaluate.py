@@ -139,8 +139,8 @@ def evaluate(
         seed: seeds every attack call (random starts) and the target labels.
         progress: show a progress bar.
         checks: run the sanity checks of :mod:`art_denoise.evaluation.checks` on every
-            model (a few extra seeded attacks through the first backend on the first 100
-            images); a model failing one is reported as "not verified".
+            model (a few extra seeded attacks through ``native``, else the first backend,
+            on the first 100 images); a model failing one is reported as "not verified".
         reference_model: an undefended model of the same task; attacks crafted on it are
             transferred to each model for the white-box-vs-transfer check (skipped when
             ``None``).
@@ -517,7 +517,7 @@ def _extras(
         base = sw.attack or plan.sweep_bases[name]
         assert base is not None  # checked before any attack
         with _seeded(plan.seed):
-            sweep = run_sweep(model, xt, yt, sw, base, plan.engines[0], seed=plan.seed)
+            sweep = run_sweep(model, xt, yt, sw, base, plan.check_engine, seed=plan.seed)
         report.sweeps.append(sweep)
     if plan.rp2 is not None:
         bar.set_postfix_str(f"{name} rp2")
@@ -532,7 +532,7 @@ def _extras(
                 yt,
                 report,
                 specs,
-                plan.engines[0],
+                plan.check_engine,
                 reference=plan.reference_model,
                 transfer_cache=transfer_cache,
                 seed=plan.seed,

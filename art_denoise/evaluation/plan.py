@@ -47,8 +47,8 @@ class EvaluationPlan:
         specs: the attacks run on every model.
         extra: model name -> attacks run on that model only (the default suite's EOT
             attacks of a randomised model go here).
-        engines: the resolved backends: the evaluation's own first (the checks and
-            sweeps use ``engines[0]``), then the ones only some attacks are routed to.
+        engines: the resolved backends: the evaluation's own first, then the ones only
+            some attacks are routed to (the checks and sweeps use :attr:`check_engine`).
         skipped: (spec, backend name) -> why that backend cannot run that spec.
         sweeps: the sweeps run on every model.
         sweep_bases: model name -> its default sweep attack (``None`` when it has none,
@@ -104,6 +104,12 @@ class EvaluationPlan:
     def defense(self, name: str) -> str:
         """The defense recorded for model ``name`` (default ``"none"``)."""
         return (self.defenses or {}).get(name, "none")
+
+    @property
+    def check_engine(self) -> AttackBackend:
+        """The backend of the checks' and sweeps' own attacks: ``native`` when the
+        evaluation has it (batched, the fastest), else its first backend."""
+        return next((e for e in self.engines if e.name == "native"), self.engines[0])
 
     @property
     def total_runs(self) -> int:

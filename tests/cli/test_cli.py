@@ -64,6 +64,8 @@ def test_demo_end_to_end(demo_dir, capsys) -> None:
     eot = [r for r in ae["results"] if r["eot_samples"] == 4]
     assert {r["attack"] for r in eot} == {"apgd-ce-linf+eot4", "apgd-dlr-linf+eot4"}
     assert {r["backend"] for r in eot} == {"native"} and len(eot) == 4
+    # ... instead of the plain APGD attacks, which follow one noise draw's gradient
+    assert not {r["attack"] for r in ae["results"]} & {"apgd-ce-linf", "apgd-t-linf"}
     assert ae["randomized"] and not blur["randomized"]
     for m in (model, denoise, adv, blur):
         assert not any(r["eot_samples"] > 1 for r in m["results"])

@@ -211,7 +211,17 @@ def test_plan_routes_every_spec_and_counts_the_runs(digits_model, data) -> None:
             for a in ("apgd-ce", "apgd-dlr")
         ]
     }
-    assert plan.total_runs == 2 * 8 + 4  # per model 2 x (2 PGD + 2 APGD), plus 4 EOT-APGD
+    # the noisy model's EOT-APGD replaces its plain APGD (AutoAttack's "rand" version)
+    assert [s.key for s in plan.model_specs("noisy")] == [
+        "pgd-linf@0.1",
+        "pgd-linf@0.2",
+        "apgd-ce-linf+eot2@0.1",
+        "apgd-dlr-linf+eot2@0.1",
+        "apgd-ce-linf+eot2@0.2",
+        "apgd-dlr-linf+eot2@0.2",
+    ]
+    # plain: 2 x (2 PGD + 2 APGD); noisy: 2 x 2 PGD plus 4 EOT-APGD
+    assert plan.total_runs == 8 + 4 + 4
 
 
 def test_backends_none_means_every_installed_backend(digits_model, data) -> None:

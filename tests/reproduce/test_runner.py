@@ -1,0 +1,197 @@
+"""The reproduce runner: one directory per (row, seed), resumable, seeds averaged, results
+written whole. A fake table (cheap, deterministic rows) stands in for the real ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from art_denoise.cli.main import main
+from art_denoise.reproduce import Column, RowJob, RowResult, Table, TableContext, runner
+
+
+class FakeTable(Table):
+    name = "fake"
+    title = "A fake table"
+    source = "Nobody, 'Nothing' (Table 0)"
+    source_setting = "no data"
+    columns = (Column("clean", "clean"), Column("norm", "norm", unit=""))
+    datasets = ("digits",)
+    calls: ClassVar[list[str]] = []
+    interrupt_at: ClassVar[str | None] = None
+    knob: ClassVar[int] = 1
+
+    def jobs(self, ctx: TableContext) -> list[RowJob]:
+        a = [RowJob("base", "baseline", s, {"knob": self.knob}) for s in range(3)]
+        return [*a, RowJob("other", "other row", 0, {"k": 2})]
+
+    def run_row(self, job: RowJob, ctx: TableContext, row_dir: Path) -> RowResult:
+        if job.key == self.interrupt_at:
+            raise KeyboardInterrupt  # a kill in the middle of the run
+        self.calls.append(job.key)
+        rng = np.random.default_rng(job.seed + 10 * len(job.row))
+        clean = float(rng.random())
+        (row_dir / "model.txt").write_text(str(clean))
+        norm = None if job.row == "other" else float(rng.normal())
+        return RowResult(job, {"clean": clean, "norm": norm}, {"seed": job.seed}, 0.0)
+
+    def setting(self, ctx: TableContext) -> str:
+        return f"fake on {ctx.dataset}"
+
+    def source_cells(self) -> Mapping[str, Mapping[str, str]]:
+        return {"base": {"clean": "52.5"}}
+
+    def findings(self, rows: Sequence[Mapping[str, Any]], ctx: TableContext) -> list[str]:
+        base = rows[0]["cells"]["clean"]["mean"]
+        return [f"baseline clean accuracy {base:.3f}"]
+
+    def figures(
+        self, results: Sequence[RowResult], ctx: TableContext, out: Path
+    ) -> Mapping[str, Callable[[Path], None]]:
+        return {"fig.txt": lambda p: p.write_text(str(len(results)))}
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeTable]]:
+    FakeTable.calls = []
+    FakeTable.interrupt_at = None
+    FakeTable.knob = 1
+    monkeypatch.setattr(runner, "get_table", lambda name: FakeTable())
+    yield FakeTable
+
+
+def _run(out: Path, **kwargs: Any) -> dict[str, Any]:
+    return runner.reproduce("fake", out=out, device="cpu", progress=False, **kwargs)
+
+
+def _without_seconds(content: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(content)
+    c = json.loads(text)
+    for r in c["rows"]:
+        r.pop("seconds")
+    for r in c["runs"]:
+        r.pop("seconds")
+    return c
+
+
+def test_seeds_are_averaged_like_numpy(fake, tmp_path: Path) -> None:
+    content = _run(tmp_path / "run")
+    base = content["rows"][0]
+    values = [r["cells"]["clean"] for r in content["runs"] if r["row"] == "base"]
+    assert len(values) == 3 and base["seeds"] == [0, 1, 2]
+    assert base["cells"]["clean"]["mean"] == pytest.approx(np.mean(values), abs=1e-12)
+    assert base["cells"]["clean"]["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+    other = content["rows"][1]["cells"]
+    assert other["clean"]["std"] is None and other["norm"] == {"mean": None, "std": None, "n": 0}
+    md = (tmp_path / "run" / "results.md").read_text()
+    # our number beside the source's; a cell the row did not fill prints "-"
+    mean, std = 100 * base["cells"]["clean"]["mean"], 100 * base["cells"]["clean"]["std"]
+    assert f"| baseline | 3 | {mean:.1f} ± {std:.1f} | 52.5 |" in md
+    (line,) = [ln for ln in md.splitlines() if ln.startswith("| other row |")]
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[1] == "1" and cells[3:] == ["-", "-"]  # no source number, no norm
+    assert "**Our setting (quick preset):** fake on digits" in md
+    assert "baseline clean accuracy" in md
+    assert (tmp_path / "run" / "fig.txt").read_text() == "4"
+    for run in content["runs"]:
+        row = json.loads(
+            (tmp_path / "run" / "rows" / f"{run['row']}-seed{run['seed']}" / "row.json").read_text()
+        )
+        assert row["cells"] == run["cells"]
+
+
+def test_a_killed_run_resumes_without_retraining_and_equals_an_uninterrupted_one(
+    fake, tmp_path: Path
+) -> None:
+    whole = _run(tmp_path / "whole")
+    fake.calls = []
+    fake.interrupt_at = "base-seed2"
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "killed")
+    assert fake.calls == ["base-seed0", "base-seed1"]
+    assert not (tmp_path / "killed" / "results.json").exists()
+    assert not (tmp_path / "killed" / "rows" / "base-seed2" / "row.json").exists()
+    fake.calls = []
+    fake.interrupt_at = None
+    resumed = _run(tmp_path / "killed")
+    assert fake.calls == ["base-seed2", "other-seed0"]  # finished rows were not run again
+    assert _without_seconds(resumed) == _without_seconds(whole)
+    fake.calls = []
+    again = _run(tmp_path / "killed")  # a finished run: nothing runs, same results
+    assert fake.calls == [] and _without_seconds(again) == _without_seconds(whole)
+
+
+@pytest.mark.parametrize(
+    ("second", "match"),
+    [
+        ({"seeds": 2}, r"other settings \(seeds=3\)"),
+        ({"preset": "full", "dataset": "digits"}, r"preset=.quick."),
+    ],
+)
+def test_a_run_with_other_settings_is_refused_before_anything_runs(
+    fake, tmp_path: Path, second: dict[str, Any], match: str
+) -> None:
+    _run(tmp_path / "run", seeds=3)
+    fake.calls = []
+    before = sorted(p.name for p in (tmp_path / "run" / "rows").iterdir())
+    with pytest.raises(ValueError, match=match):
+        _run(tmp_path / "run", **second)
+    assert fake.calls == []
+    assert sorted(p.name for p in (tmp_path / "run" / "rows").iterdir()) == before
+
+
+def test_a_row_whose_config_changed_is_not_reused(fake, tmp_path: Path) -> None:
+    _run(tmp_path / "run")
+    fake.knob = 2
+    with pytest.raises(ValueError, match=r"base-seed0.*another config"):
+        _run(tmp_path / "run")
+
+
+def test_a_foreign_directory_is_left_alone(fake, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("x")
+    with pytest.raises(ValueError, match="not empty and holds no reproduce run"):
+        _run(out)
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    with pytest.raises(ValueError, match="is a file"):
+        _run(out / "thesis.tex")
+
+
+def test_row_jobs_and_columns_are_checked() -> None:
+    with pytest.raises(ValueError, match="row id"):
+        RowJob("Not OK", "x", 0)
+    with pytest.raises(ValueError, match="seed"):
+        RowJob("ok", "x", -1)
+    with pytest.raises(TypeError, match="plain JSON"):
+        RowJob("ok", "x", 0, {"model": object()})
+    with pytest.raises(ValueError, match="unit"):
+        Column("a", "A", unit="px")
+    assert Column("a", "A").format(0.1234, 0.01) == "12.3 ± 1.0"
+    assert Column("a", "A", unit="").format(0.1234) == "0.123"
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["reproduce", "nosuch", "--out", "o"], "invalid choice: 'nosuch'"),
+        (["reproduce", "xie", "--preset", "huge", "--out", "o"], "invalid choice: 'huge'"),
+        (["reproduce", "xie", "--seeds", "0", "--out", "o"], "--seeds"),
+        (["reproduce", "xie", "--dataset", "imagenet", "--out", "o"], "unknown dataset 'imagenet'"),
+        (["reproduce", "xie", "--device", "tpu", "--out", "o"], "--device 'tpu'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_create_nothing(
+    argv: list[str], match: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert match in err
+    assert list(tmp_path.iterdir()) == []
