@@ -17,8 +17,9 @@ How the equality holds:
   ``batch_seed + r``), so a library's random start, a target-free EOT draw and every
   other global-RNG draw depend on (seed, k) only. Batch 0 keeps the seed itself: an
   evaluation of at most ``batch_size`` images is seeded as before. The predictions after
-  an attack, and the clean predictions (batches of :data:`PREDICT_BATCH`), are seeded
-  :func:`prediction_seed` ``(seed, k)``, which matters only for a randomised model.
+  an attack (:func:`prediction_seed` ``(seed, k, run)``, a fresh draw per attack run) and
+  the clean predictions (batches of :data:`PREDICT_BATCH`, ``(seed, k)``) are seeded too,
+  which matters only for a randomised model.
 * **Target labels** are drawn for all the images at once, on every rank (one generator
   seeded with ``seed``), and sliced.
 * **Gathered, then reduced in one order.** Each batch's per-example predictions and
@@ -48,6 +49,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import atexit
 import os
@@ -114,10 +117,22 @@ def batch_seed(seed: int, batch: int) -> int:
     return seed + batch * SEED_STRIDE
 
 
-def prediction_seed(seed: int, batch: int) -> int:
+def prediction_seed(seed: int, batch: int, run: str | None = None) -> int:
     """The seed of the predictions on global batch ``batch`` (between its restarts' seeds
-    and the next batch's)."""
-    return batch_seed(seed, batch) + SEED_STRIDE // 2
+    and the next batch's): the clean predictions' without ``run``; the predictions after
+    the attack run ``run`` (e.g. ``"pgd-linf@0.1/art"``) one of their own, so that a
+    randomised model meets a fresh noise draw in every run, as AutoAttack judges each of
+    its attacks (the same draw for every run would let one lucky draw stand for all).
+
+    Example:
+        >>> prediction_seed(7, 0), prediction_seed(7, 0, "a") == prediction_seed(7, 0, "b")
+        (500008, False)
+    """
+    base = batch_seed(seed, batch) + SEED_STRIDE // 2
+    if run is None:
+        return base
+    salt = int.from_bytes(hashlib.sha256(run.encode()).digest()[:4], "big")
+    return base + 1 + salt % (SEED_STRIDE // 2 - 1)
 
 
 def shard(n_batches: int, rank: int, world: int) -> range:

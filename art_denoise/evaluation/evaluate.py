@@ -362,7 +362,7 @@ def _run_batches(
         tic = time.perf_counter()
         adv = engine.run(model, xb, lb, spec, seed=batch_seed(seed, k))
         seconds = time.perf_counter() - tic
-        seed_everything(prediction_seed(seed, k))
+        seed_everything(prediction_seed(seed, k, f"{spec.key}/{engine.name}"))
         pred = predict(model, adv)
         norms = perturbation_norms(adv - xb, spec.norm)
         return _Batch(pred.cpu(), norms.cpu(), l2_ratios(xb, adv).cpu(), seconds)
