@@ -119,7 +119,7 @@ def test_quick_results_md_shows_the_source_and_our_setting(quick: tuple[Path, di
     for key in ("clean", "tpgd10", "tpgd100", "worst", "clean_delta"):
         assert f"{labels[key]} (source)" in md
     for key in ("pgd10", "pgd100"):  # Xie report only the targeted attack
-        assert f"{labels[key]} (source)" not in md
+        assert f"| {labels[key]} (source)" not in md
     for value in ("52.5", "41.7", "55.7", "45.5", "78.91", "+0.17", "-0.12"):
         assert value in md
     assert "## What we find" in md and "digits" in md and "eps/16" in md
