@@ -168,11 +168,14 @@ class ModelRecipe:
         denoise_after: where the blocks go: dotted module names, or one preset
             (``"stages"``, ``"all-blocks"``); see
             :func:`~art_denoise.blocks.insert_denoising_blocks`.
+        denoise_options: settings of the blocks' filter (``{"embed": True, "mode": "dot"}``
+            for a non-local block, ``{"kernel_size": 5}`` for a mean filter), JSON-able;
+            ``None``: the filter's defaults.
         blurnet: the BlurNet layer and penalties, or ``None``.
 
     Raises:
         ValueError: ``widths`` or ``hidden`` for another model than ``"smallcnn"``, or an
-            unknown ``denoise`` filter.
+            unknown ``denoise`` filter, or ``denoise_options`` without ``denoise``.
 
     Example:
         >>> ModelRecipe(widths=[8, 16], denoise="median").denoise_target()
@@ -184,6 +187,7 @@ class ModelRecipe:
     hidden: int | None = None
     denoise: str | None = None
     denoise_after: tuple[str, ...] = ("stages",)
+    denoise_options: dict[str, Any] | None = None
     blurnet: BlurNetSettings | None = None
 
     def __post_init__(self) -> None:
@@ -196,6 +200,14 @@ class ModelRecipe:
             raise ValueError(f"--widths and --hidden size a smallcnn, not --model {self.model!r}")
         if self.denoise is not None:
             check_choice("--denoise", self.denoise, FILTERS)
+        if self.denoise_options is not None:
+            if not isinstance(self.denoise_options, dict):
+                raise TypeError(
+                    "denoise_options must be a dict of filter settings, got "
+                    f"{type(self.denoise_options).__name__}"
+                )
+            if self.denoise is None:
+                raise ValueError(f"denoise_options {self.denoise_options} need a --denoise filter")
         if self.blurnet is not None and not isinstance(self.blurnet, BlurNetSettings):
             raise TypeError(
                 f"blurnet must be a BlurNetSettings or None, got {type(self.blurnet).__name__}"
@@ -348,7 +360,12 @@ def build_model(
     if blurnet is not None and blurnet.blur is not None:
         model = insert_lowpass(model, kernel_size=blurnet.blur, kind=blurnet.kind or "box")
     if recipe.denoise is not None:
-        model = insert_denoising_blocks(model, after=recipe.denoise_target(), filter=recipe.denoise)
+        model = insert_denoising_blocks(
+            model,
+            after=recipe.denoise_target(),
+            filter=recipe.denoise,
+            **(recipe.denoise_options or {}),
+        )
     return model
 
 
@@ -455,6 +472,8 @@ def _resume_settings(
         "lr_schedule": training.lr_schedule,
         "epochs": training.epochs if training.lr_schedule == "onecycle" else None,
         "denoise": [recipe.denoise, list(recipe.denoise_after)],
+        # Only when set, so that runs without them resume from older checkpoints.
+        **({"denoise_options": recipe.denoise_options} if recipe.denoise_options else {}),
         # Only when set, so that runs without BlurNet resume from older checkpoints.
         **({"blurnet": blurnet.as_dict()} if blurnet is not None else {}),
         "train_size": n_train,
