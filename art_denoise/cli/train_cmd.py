@@ -33,6 +33,7 @@ from typing import Any
 
 from art_denoise.blocks.denoising import FILTERS
 from art_denoise.blurnet.lowpass import KINDS
+from art_denoise.cli import _train_autoencoder
 from art_denoise.cli._checks import (
     DATASET_SHAPES,
     check_data_options,
@@ -64,10 +65,15 @@ from art_denoise.recipes import (
     train_recipe,
 )
 
-HELP = "train a model (none, pgd, mix, fast or pcl) and write model.safetensors for evaluate"
+HELP = (
+    "train a model (none, pgd, mix, fast or pcl) and write model.safetensors for evaluate, "
+    "or a denoising autoencoder input filter (--method autoencoder)"
+)
 
 #: ``--method``: the training methods, and ``"pcl"`` (PCL alone).
 METHOD_CHOICES = RECIPE_METHODS
+#: ``--method autoencoder``: the denoising autoencoder input filter instead of a classifier.
+AUTOENCODER_METHOD = "autoencoder"
 #: ``--denoise``: the denoising blocks' filters (``"none"`` is the 1x1-only ablation).
 DENOISE_CHOICES = tuple(FILTERS)
 #: ``--blur-kind``: the low-pass kernels.
@@ -79,12 +85,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _add_training_arguments(p)
     _add_defense_arguments(p)
     _add_run_arguments(p)
+    _train_autoencoder.add_arguments(p)
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The dataset and the architecture."""
     add_dataset_arguments(p)
-    p.add_argument("--model", default="smallcnn", help="smallcnn or preact-resnet18")
+    p.add_argument("--model", default=None, help="smallcnn (default) or preact-resnet18")
     p.add_argument(
         "--widths",
         type=comma_positive_ints,
@@ -105,14 +112,14 @@ def _add_training_arguments(p: argparse.ArgumentParser) -> None:
     The options of the training attack default to ``None``: given with a method that
     does not use them, they are refused; left out, the recipe's defaults apply.
     """
-    p.add_argument("--method", default="pgd", choices=METHOD_CHOICES)
+    p.add_argument("--method", default="pgd", choices=(*METHOD_CHOICES, AUTOENCODER_METHOD))
     p.add_argument("--out", required=True, type=output_dir, help="run directory")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=128, help="global batch size")
     p.add_argument(
         "--lr", type=positive_float, default=2e-3, help="Adam learning rate (peak of onecycle)"
     )
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="onecycle")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None, help="default onecycle")
     p.add_argument(
         "--eps", type=positive_float, default=None, help="budget of the training attack (0.1)"
     )
@@ -184,7 +191,10 @@ def _add_defense_arguments(p: argparse.ArgumentParser) -> None:
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The data split, averaging, early stopping, checkpoints, precision, device, seed."""
     p.add_argument(
-        "--val-size", type=non_negative_int, default=1000, help="held-out training images"
+        "--val-size",
+        type=non_negative_int,
+        default=None,
+        help="held-out training images (default 1000)",
     )
     p.add_argument(
         "--ema",
@@ -201,7 +211,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--train-size", type=positive_int, default=None, help="first N training images")
     p.add_argument(
-        "--checkpoint-every", type=positive_int, default=200, help="steps between checkpoints"
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        help="steps between checkpoints (default 200)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
@@ -269,7 +282,7 @@ def _model_recipe(args: argparse.Namespace) -> ModelRecipe:
     """The model options (checked: BlurNet's, then ``--widths`` / ``--hidden``)."""
     blurnet = _blurnet_settings(args)
     return ModelRecipe(
-        model=args.model,
+        model=args.model or "smallcnn",
         widths=args.widths,
         hidden=args.hidden,
         denoise=args.denoise,
@@ -305,7 +318,8 @@ def _check_amp(amp: str | None, device: Any) -> None:
 def _print_summary(args: argparse.Namespace, run: TrainedRun, acc: float, n_test: int) -> None:
     result = run.result
     print(
-        f"{args.model} on {run.dataset}, method {args.method}: clean test accuracy {acc:.1%} "
+        f"{args.model or 'smallcnn'} on {run.dataset}, method {args.method}: "
+        f"clean test accuracy {acc:.1%} "
         f"({n_test} images); {len(result.history)} epoch(s), {run.seconds:.0f} s"
         + (f"; stopped early, best epoch {result.best_epoch}" if result.stopped_early else ""),
         file=sys.stdout,
@@ -324,8 +338,19 @@ def _finished_unchanged(trained: TrainedRun, out: Path) -> bool:
     return (out / MODEL_FILE).is_file() and recorded.get("history") == history
 
 
+def validate_autoencoder(args: argparse.Namespace) -> Path:
+    """Check every option of ``train --method autoencoder``; read no data, write nothing."""
+    _train_autoencoder.check_options(args)
+    _check_method_needs(args)
+    check_dataset(args.dataset)
+    check_data_path(args.data_path)
+    check_device(args.device)
+    return check_out_dir(args.out, writes=_train_autoencoder.AUTOENCODER_FILES)
+
+
 def validate(args: argparse.Namespace) -> tuple[TrainingRecipe, ModelRecipe, Path]:
     """Check every option of ``train``; read no data, write nothing."""
+    _train_autoencoder.check_options(args)
     _check_method_needs(args)
     training = _training_recipe(args)
     recipe = _model_recipe(args)
@@ -339,6 +364,8 @@ def validate(args: argparse.Namespace) -> tuple[TrainingRecipe, ModelRecipe, Pat
 
 def run(args: argparse.Namespace) -> int:
     # Usage errors first, before any data is read or file written.
+    if args.method == AUTOENCODER_METHOD:
+        return _train_autoencoder.run(args, validate_autoencoder(args))
     training, recipe, out = validate(args)
     device, ctx = setup_device(args.device)
     _check_amp(args.amp, device)
