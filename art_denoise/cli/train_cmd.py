@@ -342,8 +342,7 @@ def validate_autoencoder(args: argparse.Namespace) -> Path:
     """Check every option of ``train --method autoencoder``; read no data, write nothing."""
     _train_autoencoder.check_options(args)
     _check_method_needs(args)
-    check_dataset(args.dataset)
-    check_data_path(args.data_path)
+    check_data_options(args)
     check_device(args.device)
     return check_out_dir(args.out, writes=_train_autoencoder.AUTOENCODER_FILES)
 

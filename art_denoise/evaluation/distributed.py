@@ -50,9 +50,8 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-
 import atexit
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
