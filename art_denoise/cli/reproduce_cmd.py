@@ -20,6 +20,7 @@ from art_denoise.cli._checks import (
     check_data_path,
     check_dataset,
     check_device,
+    image_size,
     output_dir,
     positive_int,
 )
@@ -35,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dataset", default=None, help="the dataset (default: the preset's)")
     p.add_argument("--data-path", type=Path, default=None, help="directory holding the dataset")
+    p.add_argument(
+        "--image-size",
+        type=image_size,
+        default=None,
+        metavar="H,W",
+        help="folder: resize every image to H,W (N for NxN)",
+    )
     p.add_argument(
         "--seeds",
         type=positive_int,
@@ -53,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         check_dataset(args.dataset)
     check_data_path(args.data_path)
+    if args.dataset == "folder" and args.data_path is None:
+        raise ValueError("--dataset folder needs --data-path DIR (one sub-folder per class)")
+    if args.image_size is not None and args.dataset != "folder":
+        raise ValueError("--image-size resizes a --dataset folder's images; add --dataset folder")
     device = check_device(args.device)
     results = reproduce(
         args.table,
@@ -63,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         device=str(device),
         progress=not args.quiet,
+        dataset_options={"image_size": args.image_size} if args.image_size else None,
     )
     print(f"\n{results['title']}: {Path(args.out) / 'results.md'}")
     return 0

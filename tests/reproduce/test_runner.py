@@ -184,6 +184,8 @@ def test_row_jobs_and_columns_are_checked() -> None:
         (["reproduce", "xie", "--seeds", "0", "--out", "o"], "--seeds"),
         (["reproduce", "xie", "--dataset", "imagenet", "--out", "o"], "unknown dataset 'imagenet'"),
         (["reproduce", "xie", "--device", "tpu", "--out", "o"], "--device 'tpu'"),
+        (["reproduce", "blurnet", "--dataset", "folder", "--out", "o"], "needs --data-path"),
+        (["reproduce", "xie", "--image-size", "32", "--out", "o"], "add --dataset folder"),
     ],
 )
 def test_usage_errors_are_one_line_and_create_nothing(
