@@ -102,8 +102,12 @@ SETTINGS = {
         backends=("native",),
         checks=False,
     ),
+    # EOT-20 through four autoencoders costs about 2,000 forward-backward passes of the
+    # whole defended model per image and attack (about 600 images/s on 2 CPU cores), so the
+    # study attacks 300 images through native at AutoAttack's full strength rather than
+    # 1,000 images through every backend with fewer draws.
     "full": PresetSettings(
-        n_test=1000,
+        n_test=300,
         eps=0.1,
         epochs=10,
         ae_epochs=5,
@@ -111,7 +115,7 @@ SETTINGS = {
         eot=20,
         pgd_steps=20,
         apgd_steps=100,
-        backends=None,
+        backends=("native",),
         checks=True,
     ),
 }

@@ -145,7 +145,7 @@ def test_row_means_averages_seeds_and_skips_missing_cells() -> None:
 
 def test_rp2_pairs_counts_victims_times_targets_of_other_classes() -> None:
     assert B._rp2_pairs(B.QUICK, 10) == round(40 * 4 * 9 / 10)
-    assert B._rp2_pairs(B.FULL, 18) == round(100 * 18 * 17 / 18)
+    assert B._rp2_pairs(B.FULL, 18) == round(50 * 18 * 17 / 18)
     assert B._rp2_pairs(B.QUICK, 2) == round(40 * 2 * 1 / 2)  # only two targets exist
 
 
