@@ -3,7 +3,7 @@
 The ground floor of the package: it imports torch and numpy, never another art_denoise
 module except :mod:`art_denoise._validation`. Each helper is here once:
 
-- devices: :func:`resolve_device`, :func:`model_device`;
+- devices: :func:`resolve_device`, :func:`model_device`, :func:`describe_machine`;
 - RNG state: :func:`torch_rng_state` / :func:`set_torch_rng_state` (the checkpoint form) and
   :func:`rng_preserved` (torch, CUDA, numpy and ``random`` left as they were);
 - eps-balls: :func:`random_ball`, :func:`perturbation_norms`, :func:`project_delta`,
@@ -17,6 +17,7 @@ module except :mod:`art_denoise._validation`. Each helper is here once:
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import warnings
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,7 @@ __all__ = [
     "capture_features",
     "check_logits",
     "check_model_input",
+    "describe_machine",
     "eval_forward",
     "model_device",
     "perturbation_norms",
@@ -80,6 +82,38 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         )
         return torch.device("cpu")
     return torch.device(device)
+
+
+def describe_machine(device: torch.device | str = "cpu") -> str:
+    """One line naming what computed a result: the CPU (model, cores, torch's threads) or
+    the GPU, and torch's version; for a study's record of its wall times.
+
+    Example:
+        >>> describe_machine("cpu").startswith("CPU")
+        True
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        what = f"GPU {torch.cuda.get_device_name(index)}"
+    else:
+        what = f"CPU {_cpu_model()}, {os.cpu_count()} cores, torch on {torch.get_num_threads()}"
+        what += " threads"
+    return f"{what}; torch {torch.__version__}"
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def model_device(model: nn.Module, default: torch.device | str = "cpu") -> torch.device:

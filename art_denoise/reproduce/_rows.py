@@ -4,7 +4,7 @@ reading the cells of a row out of an evaluation report."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +98,6 @@ def attack_accuracy(report: ModelReport, attack: str, eps: float | None = None) 
     if not values:
         raise KeyError(f"no result of {attack!r} at eps {eps} in the report")
     return min(values)
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (``None`` for one value)."""
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
 
 
 def as_plain(mapping: Mapping[str, Any]) -> dict[str, Any]:

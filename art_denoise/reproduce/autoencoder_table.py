@@ -30,7 +30,7 @@ from torch import nn
 from art_denoise.reproduce import _rows
 from art_denoise.reproduce.table import Column, RowJob, RowResult, Table, TableContext
 
-__all__ = ["AutoencoderTable", "BPDAModel", "PresetSettings", "RowSpec", "ROWS", "SETTINGS"]
+__all__ = ["AutoencoderTable", "PresetSettings", "RowSpec", "ROWS", "SETTINGS"]
 
 #: The autoencoders' noise: the report's "gaussian noise (with a 0.1 mean)", read as a
 #: standard deviation of 0.1 on the [0, 1] scale (a mean would shift, not noise, the images).
@@ -135,44 +135,6 @@ _SOURCE = {  # row id -> (base accuracy, FGSM accuracy), Table 1 of the report, 
     "ae3": ("67.28", "49.0"),
     "ae4": ("65.72", "53.32"),
 }
-
-
-class BPDAModel(nn.Module):
-    """``classifier(purifier(x))`` whose backward pass takes the purifier as the identity.
-
-    BPDA (Athalye et al. 2018): the forward value is the defended model's,
-    ``x + (purify(x) - x).detach()``, and the gradient with respect to ``x`` is the
-    classifier's gradient at the purified image. Randomness in the purifier stays in the
-    forward pass, so EOT averages BPDA gradients over its draws.
-
-    Args:
-        classifier: maps (B, C, H, W) images to logits.
-        purifier: an ART ``PreprocessorPyTorch`` (``forward(x, y) -> (x, y)``).
-
-    Example:
-        >>> from art_denoise.defences.preprocessor import LowPassFilterPyTorch
-        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-        >>> bpda = BPDAModel(net, LowPassFilterPyTorch(kind="box", kernel_size=3))
-        >>> x = torch.rand(2, 1, 4, 4, requires_grad=True)
-        >>> bpda(x).sum().backward()
-        >>> torch.allclose(x.grad[0].flatten(), net[1].weight.sum(0))
-        True
-    """
-
-    def __init__(self, classifier: nn.Module, purifier: Any) -> None:
-        super().__init__()
-        if not isinstance(classifier, nn.Module):
-            raise TypeError(f"classifier must be a torch.nn.Module, got {type(classifier)}")
-        if not callable(getattr(purifier, "forward", None)):
-            raise TypeError(f"purifier {type(purifier).__name__} has no forward(x, y)")
-        self.classifier = classifier
-        self.purifier = purifier
-        inner = getattr(purifier, "model", None)
-        self._purifier_module = inner if isinstance(inner, nn.Module) else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        purified, _ = self.purifier.forward(x, None)
-        return self.classifier(x + (purified - x).detach())
 
 
 def state_sha256(module: nn.Module) -> str:
@@ -375,6 +337,7 @@ def _attack_row(
     seed: int,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """Every cell of a row, and extras (the suite's own worst case, per-attack times)."""
+    from art_denoise.attacks.bpda import BPDAModel
     from art_denoise.attacks.spec import AttackSpec
     from art_denoise.estimators.classification.preprocessed import PreprocessedModel
     from art_denoise.evaluation import DefaultSuite
@@ -412,7 +375,11 @@ def _attack_row(
         backends=list(s.backends) if s.backends is not None else None,
         checks=s.checks,
     )
-    bpda_model = BPDAModel(classifier, purifier).eval() if purifier is not None else classifier
+    bpda_model = (
+        BPDAModel(classifier, lambda x: purifier.forward(x, None)[0]).eval()
+        if purifier is not None
+        else classifier
+    )
     bpda = _rows.evaluate_row(
         bpda_model,
         ctx,

@@ -17,16 +17,18 @@ row's ``seconds`` are those of the attempt that finished it.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from art_denoise._files import atomic_write_files, atomic_write_text
-from art_denoise._torch import resolve_device
+from art_denoise._torch import describe_machine, resolve_device
 from art_denoise._validation import check_choice, check_positive_int
 from art_denoise.reproduce.table import (
     PRESETS,
@@ -35,9 +37,10 @@ from art_denoise.reproduce.table import (
     Table,
     TableContext,
     config_digest,
+    mean_std,
 )
 
-__all__ = ["RESULT_FILES", "ROW_FILE", "TABLES", "get_table", "reproduce"]
+__all__ = ["RESULT_FILES", "ROW_FILE", "TABLES", "command_line", "get_table", "reproduce"]
 
 #: Table name -> ``module:class`` (imported when used).
 TABLES: dict[str, str] = {
@@ -169,7 +172,14 @@ def _run_job(table: Table, job: RowJob, ctx: TableContext, out: Path) -> RowResu
             )
         if ctx.progress:
             print(f"{table.name}: {job.key} finished earlier, reused")
-        return RowResult(job, record["cells"], record.get("extra", {}), record["seconds"])
+        return RowResult(
+            job,
+            record["cells"],
+            record.get("extra", {}),
+            record["seconds"],
+            record.get("machine"),
+            record.get("finished"),
+        )
     row_dir.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     result = table.run_row(job, ctx, row_dir)
@@ -184,11 +194,46 @@ def _run_job(table: Table, job: RowJob, ctx: TableContext, out: Path) -> RowResu
         "cells": dict(result.cells),
         "extra": dict(result.extra),
         "seconds": seconds,
+        "machine": describe_machine(ctx.device),
+        "finished": _now(),
     }
     atomic_write_text(done, json.dumps(record, indent=2, allow_nan=False) + "\n")
     if ctx.progress:
         print(f"{table.name}: {job.key} done in {seconds:.0f} s")
-    return RowResult(job, record["cells"], record["extra"], seconds)
+    return RowResult(
+        job, record["cells"], record["extra"], seconds, record["machine"], record["finished"]
+    )
+
+
+def _now() -> str:
+    """The time now, UTC, to the second (ISO 8601)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def command_line(table: Table, ctx: TableContext, out: Path) -> str:
+    """The ``art-denoise reproduce`` command that runs (or resumes) this table into ``out``.
+
+    Example:
+        >>> import torch
+        >>> from art_denoise.reproduce.runner import get_table
+        >>> ctx = TableContext("quick", "digits", None, 1, torch.device("cpu"))
+        >>> print(command_line(get_table("xie"), ctx, Path("runs/x")).replace(" --", "\\n--"))
+        art-denoise reproduce xie
+        --preset quick
+        --dataset digits
+        --seeds 1
+        --device cpu
+        --out runs/x
+    """
+    parts = ["art-denoise", "reproduce", table.name, "--preset", ctx.preset]
+    parts += ["--dataset", ctx.dataset]
+    if ctx.data_path is not None:
+        parts += ["--data-path", str(ctx.data_path)]
+    size = ctx.dataset_options.get("image_size")
+    if size is not None:
+        parts += ["--image-size", ",".join(str(int(v)) for v in size)]
+    parts += ["--seeds", str(ctx.seeds), "--device", ctx.device.type, "--out", str(out)]
+    return shlex.join(parts)
 
 
 def _check_cells(table: Table, job: RowJob, cells: Mapping[str, float | None]) -> None:
@@ -211,12 +256,7 @@ def _aggregate(table: Table, results: Sequence[RowResult]) -> list[dict[str, Any
         cells: dict[str, dict[str, float | None]] = {}
         for c in table.columns:
             values = [float(v) for r in runs if (v := r.cells.get(c.key)) is not None]
-            mean = sum(values) / len(values) if values else None
-            std = (
-                math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                if mean is not None and len(values) > 1
-                else None
-            )
+            mean, std = mean_std(values) if values else (None, None)
             cells[c.key] = {"mean": mean, "std": std, "n": len(values)}
         out.append(
             {
@@ -230,7 +270,13 @@ def _aggregate(table: Table, results: Sequence[RowResult]) -> list[dict[str, Any
     return out
 
 
-def _markdown(table: Table, ctx: TableContext, rows: Sequence[dict[str, Any]]) -> str:
+def _markdown(
+    table: Table,
+    ctx: TableContext,
+    rows: Sequence[dict[str, Any]],
+    results: Sequence[RowResult],
+    out: Path,
+) -> str:
     source = table.source_cells()
     header = ["row", "seeds"]
     for c in table.columns:
@@ -261,15 +307,53 @@ def _markdown(table: Table, ctx: TableContext, rows: Sequence[dict[str, Any]]) -
     findings = table.findings(rows, ctx)
     if findings:
         lines += ["", "## What we find", ""] + [f"- {f}" for f in findings]
+    return "\n".join(lines + _run_lines(table, ctx, rows, results, out)) + "\n"
+
+
+def _run_lines(
+    table: Table,
+    ctx: TableContext,
+    rows: Sequence[dict[str, Any]],
+    results: Sequence[RowResult],
+    out: Path,
+) -> list[str]:
+    """The "Run" section: the command, the machines, when the rows finished, their times."""
+    machines: dict[str, list[str]] = {}
+    for r in results:
+        machines.setdefault(r.machine or "not recorded", []).append(r.job.key)
+    if len(machines) == 1:
+        machine_lines = [f"- machine: {next(iter(machines))}"]
+    else:
+        machine_lines = [f"- machine of {', '.join(k)}: {m}" for m, k in machines.items()]
+    finished = sorted(r.finished for r in results if r.finished)
+    when = [f"- rows finished from {finished[0]} to {finished[-1]} (UTC)"] if finished else []
     total = sum(sum(r["seconds"]) for r in rows)
-    lines += [
+    return [
         "",
-        "## Time",
+        "## Run",
         "",
-        *(f"- {r['label']}: {', '.join(f'{s:.0f} s' for s in r['seconds'])}" for r in rows),
-        f"- total: {total:.0f} s on {ctx.device}",
+        f"- command: `{command_line(table, ctx, out)}` (a killed run resumes with the same "
+        "command)",
+        *machine_lines,
+        *when,
+        f"- wall time of the rows: {_duration(total)} in all (each row's time is that of the "
+        "attempt that finished it)",
+        *(f"  - {r['label']}: {', '.join(_duration(s) for s in r['seconds'])}" for r in rows),
     ]
-    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    """``41 s``, ``12.5 min`` or ``3.2 h``.
+
+    Example:
+        >>> _duration(41.2), _duration(750), _duration(11520)
+        ('41 s', '12.5 min', '3.2 h')
+    """
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _write_results(
@@ -283,6 +367,7 @@ def _write_results(
         "source_setting": table.source_setting,
         "setting": table.setting(ctx),
         "device": str(ctx.device),
+        "command": command_line(table, ctx, out),
         "columns": [{"key": c.key, "label": c.label, "unit": c.unit} for c in table.columns],
         "source_cells": {k: dict(v) for k, v in table.source_cells().items()},
         "rows": rows,
@@ -293,13 +378,15 @@ def _write_results(
                 "cells": dict(r.cells),
                 "extra": dict(r.extra),
                 "seconds": r.seconds,
+                "machine": r.machine,
+                "finished": r.finished,
             }
             for r in results
         ],
         "findings": table.findings(rows, ctx),
     }
     text = json.dumps(content, indent=2, allow_nan=False) + "\n"
-    markdown = _markdown(table, ctx, rows)
+    markdown = _markdown(table, ctx, rows, results, out)
     writers: dict[str, Callable[[Path], None]] = {
         "results.json": lambda p: _write(p, text),
         "results.md": lambda p: _write(p, markdown),

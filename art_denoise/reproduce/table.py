@@ -18,12 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from art_denoise._validation import check_choice, check_positive_int
 from art_denoise.data import Dataset
 
-__all__ = ["PRESETS", "Column", "RowJob", "RowResult", "Table", "TableContext", "config_digest"]
+__all__ = [
+    "PRESETS",
+    "Column",
+    "RowJob",
+    "RowResult",
+    "Table",
+    "TableContext",
+    "config_digest",
+    "mean_std",
+]
 
 #: ``quick``: each table on digits in minutes on 2 CPU cores (the test suite runs it);
 #: ``full``: the real study (hours on 2 CPU cores).
@@ -105,14 +115,33 @@ def config_digest(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation over seeds (``None`` for one value).
+
+    Example:
+        >>> mean_std([1.0, 3.0])
+        (2.0, 1.4142135623730951)
+    """
+    if len(values) == 0:
+        raise ValueError("mean_std needs at least one value")
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+
+
 @dataclass(frozen=True)
 class RowResult:
-    """A finished row at one seed: its cells, extra numbers, and its wall time."""
+    """A finished row at one seed: its cells, extra numbers, and its wall time.
+
+    ``machine`` (:func:`~art_denoise._torch.describe_machine`) and ``finished`` (UTC, ISO
+    8601) are filled in by the runner; ``None`` for a row recorded without them.
+    """
 
     job: RowJob
     cells: Mapping[str, float | None]
     extra: Mapping[str, Any]
     seconds: float
+    machine: str | None = None
+    finished: str | None = None
 
 
 @dataclass

@@ -32,9 +32,16 @@ from art_denoise.attacks.spec import AttackSpec
 from art_denoise.evaluation.results import AttackResult, ModelReport, str_to_mask
 from art_denoise.evaluation.suite import DefaultSuite, RoutedAttack
 from art_denoise.recipes import ModelRecipe, TrainingRecipe, clean_accuracy
-from art_denoise.reproduce._rows import evaluate_row, mean_std, train_row, worst_case
+from art_denoise.reproduce._rows import evaluate_row, train_row, worst_case
 from art_denoise.reproduce.runner import ROW_FILE
-from art_denoise.reproduce.table import Column, RowJob, RowResult, Table, TableContext
+from art_denoise.reproduce.table import (
+    Column,
+    RowJob,
+    RowResult,
+    Table,
+    TableContext,
+    mean_std,
+)
 
 __all__ = ["PGD_STEPS", "ROWS", "XieRow", "XieTable", "difference_beyond_noise"]
 

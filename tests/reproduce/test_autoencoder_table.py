@@ -7,7 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,7 +15,6 @@ from art_denoise.reproduce import ROW_FILE, get_table, reproduce
 from art_denoise.reproduce.autoencoder_table import (
     ROWS,
     SETTINGS,
-    BPDAModel,
     findings_from_means,
     gain,
     gain_noise,
@@ -96,47 +94,6 @@ def test_results_files_agree(quick) -> None:
 
 
 # ------------------------------------------------------------------------ units
-def _fitted_ae(noise: bool):
-    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
-
-    torch.manual_seed(0)
-    pre = DenoisingAutoencoderPyTorch(
-        (1, 6, 6), n_layers=2, hidden=4, inference_noise=noise, device_type="cpu"
-    )
-    pre.fit(np.random.default_rng(0).random((16, 1, 6, 6), dtype=np.float32), nb_epochs=1, seed=0)
-    return pre
-
-
-def test_bpda_forward_is_the_defense_and_backward_the_classifier_at_the_purified_image() -> None:
-    from art_denoise.estimators.classification.preprocessed import PreprocessedModel
-
-    torch.manual_seed(1)
-    clf = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.Tanh(), nn.Linear(8, 3))
-    pre = _fitted_ae(noise=False)
-    x = torch.rand(4, 1, 6, 6)
-    bpda = BPDAModel(clf, pre)
-    torch.testing.assert_close(bpda(x), PreprocessedModel(clf, [pre])(x), rtol=1e-5, atol=1e-6)
-    # reference: the classifier's gradient at the purified image, computed apart
-    xg = x.clone().requires_grad_(True)
-    bpda(xg)[:, 1].sum().backward()
-    purified = pre.forward(x, None)[0].detach().requires_grad_(True)
-    clf(purified)[:, 1].sum().backward()
-    torch.testing.assert_close(xg.grad, purified.grad, rtol=1e-5, atol=1e-7)
-    # and not the true gradient through the autoencoders
-    xt = x.clone().requires_grad_(True)
-    PreprocessedModel(clf, [pre])(xt)[:, 1].sum().backward()
-    assert not torch.allclose(xt.grad, xg.grad, atol=1e-6)
-
-
-def test_bpda_keeps_the_noise_in_the_forward_pass() -> None:
-    clf = nn.Sequential(nn.Flatten(), nn.Linear(36, 3))
-    bpda = BPDAModel(clf, _fitted_ae(noise=True))
-    x = torch.rand(2, 1, 6, 6)
-    assert not torch.allclose(bpda(x), bpda(x))
-    with pytest.raises(TypeError, match="classifier"):
-        BPDAModel(object(), _fitted_ae(noise=True))  # type: ignore[arg-type]
-
-
 def test_state_sha256_tells_weights_apart() -> None:
     torch.manual_seed(0)
     a, b = nn.Linear(3, 2), nn.Linear(3, 2)

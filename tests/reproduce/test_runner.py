@@ -70,12 +70,15 @@ def _run(out: Path, **kwargs: Any) -> dict[str, Any]:
 
 
 def _without_seconds(content: dict[str, Any]) -> dict[str, Any]:
+    """The content without what differs between two runs: times, dates, the out path."""
     text = json.dumps(content)
     c = json.loads(text)
+    c.pop("command")
     for r in c["rows"]:
         r.pop("seconds")
     for r in c["runs"]:
         r.pop("seconds")
+        r.pop("finished")
     return c
 
 
@@ -103,6 +106,33 @@ def test_seeds_are_averaged_like_numpy(fake, tmp_path: Path) -> None:
             (tmp_path / "run" / "rows" / f"{run['row']}-seed{run['seed']}" / "row.json").read_text()
         )
         assert row["cells"] == run["cells"]
+
+
+def test_the_run_is_recorded_command_machine_and_dates(fake, tmp_path: Path) -> None:
+    from art_denoise._torch import describe_machine
+
+    content = _run(tmp_path / "run", seeds=3)
+    command = "art-denoise reproduce fake --preset quick --dataset digits --seeds 3 "
+    command += f"--device cpu --out {tmp_path / 'run'}"
+    assert content["command"] == command
+    machine = describe_machine("cpu")
+    assert machine.startswith("CPU ") and "torch " in machine
+    assert {r["machine"] for r in content["runs"]} == {machine}
+    dates = sorted(r["finished"] for r in content["runs"])
+    assert all(len(d) == 20 and d.endswith("Z") for d in dates)
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert f"- command: `{command}`" in md
+    assert f"- machine: {machine}" in md
+    assert f"- rows finished from {dates[0]} to {dates[-1]} (UTC)" in md
+    # a row recorded before machines were recorded: said so, per row
+    path = tmp_path / "run" / "rows" / "other-seed0" / "row.json"
+    record = json.loads(path.read_text())
+    del record["machine"], record["finished"]
+    path.write_text(json.dumps(record))
+    _run(tmp_path / "run", seeds=3)
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert "- machine of other-seed0: not recorded" in md
+    assert f"- machine of base-seed0, base-seed1, base-seed2: {machine}" in md
 
 
 def test_a_killed_run_resumes_without_retraining_and_equals_an_uninterrupted_one(
