@@ -219,8 +219,7 @@ class AutoencoderTable(Table):
     def run_row(self, job: RowJob, ctx: TableContext, row_dir: Path) -> RowResult:
         s = SETTINGS[ctx.preset]
         spec = _row_spec(job.row)
-        model_recipe, training = _classifier_recipe(s, job.seed)
-        classifier = _rows.train_row(model_recipe, training, ctx, row_dir).model.eval()
+        classifier = _classifier(job, s, ctx, row_dir)
         extra: dict[str, Any] = {"classifier_sha256": state_sha256(classifier)}
         purifier = None
         if spec.layers:
@@ -289,6 +288,29 @@ def _row_spec(row: str) -> RowSpec:
         if r.row == row:
             return r
     raise ValueError(f"unknown row {row!r}; rows are {[r.row for r in ROWS]}")
+
+
+def _classifier(job: RowJob, s: PresetSettings, ctx: TableContext, row_dir: Path) -> nn.Module:
+    """The seed's classifier: every row of a seed attacks the same weights, so the ``none``
+    row (which runs first) trains it and the others load it from that row's directory;
+    a row trains its own only when that row has not finished or was run otherwise."""
+    import json
+
+    from art_denoise.models.io import load_model
+    from art_denoise.recipes import MODEL_FILE
+    from art_denoise.reproduce.runner import ROW_FILE
+
+    none_dir = row_dir.parent / RowJob("none", "", job.seed).key
+    record_path = none_dir / ROW_FILE
+    if none_dir != row_dir and record_path.exists():
+        record = json.loads(record_path.read_text())
+        asked = json.loads(json.dumps(job.config["classifier"]))  # tuples as JSON lists
+        if record.get("config", {}).get("classifier") == asked:
+            model = load_model(none_dir / MODEL_FILE, device=ctx.device).eval()
+            if state_sha256(model) == record.get("extra", {}).get("classifier_sha256"):
+                return model
+    model_recipe, training = _classifier_recipe(s, job.seed)
+    return _rows.train_row(model_recipe, training, ctx, row_dir).model.eval()
 
 
 def _classifier_recipe(s: PresetSettings, seed: int) -> tuple[Any, Any]:

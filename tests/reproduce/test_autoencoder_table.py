@@ -69,6 +69,11 @@ def test_same_classifier_and_nested_autoencoders(quick) -> None:
     _, content = quick
     runs = {r["row"]: r["extra"] for r in content["runs"]}
     assert len({e["classifier_sha256"] for e in runs.values()}) == 1
+    # trained once, in the no-filter row; the other rows load it from there
+    out, _ = quick
+    for row in runs:
+        trained_here = (out / "rows" / f"{row}-seed0" / "model.safetensors").exists()
+        assert trained_here == (row == "none"), row
     four = runs["ae4"]["autoencoder_layer_sha256"]
     assert len(set(four)) == 4
     for k in (1, 2, 3):
