@@ -325,28 +325,54 @@ def _classifier_recipe(s: PresetSettings, seed: int) -> tuple[Any, Any]:
 def _autoencoder(
     spec: RowSpec, s: PresetSettings, ctx: TableContext, seed: int, row_dir: Path
 ) -> Any:
-    """The row's stack, trained (or loaded from ``row_dir`` when a killed row reruns)."""
+    """The row's stack (loaded from ``row_dir`` when a killed row reruns).
+
+    The seed's deepest stack is trained once, in ``out/shared/autoencoders-seed<k>/``, and
+    each row takes its first layers (``first_layers``): the layers are trained one after
+    the other, so they are the stack a row of that depth would train itself.
+    """
     from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
 
     device_type = "gpu" if ctx.device.type == "cuda" else "cpu"
-    path = row_dir / "autoencoder.safetensors"
+    path = row_dir / AUTOENCODER_FILE
     if path.exists():
         pre = DenoisingAutoencoderPyTorch.load(path, device_type=device_type)
     else:
-        data = ctx.data()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # the initial weights
-            pre = DenoisingAutoencoderPyTorch(
-                data.input_shape,
-                n_layers=spec.layers,
-                hidden=s.ae_hidden,
-                noise_sigma=NOISE_SIGMA,
-                device_type=device_type,
-            )
-        # trained with noise before every layer, as at inference in the noisy rows
-        pre.fit(data.x_train, nb_epochs=s.ae_epochs, batch_size=64, lr=1e-3, seed=seed)
+        shared = row_dir.parent.parent / "shared" / f"autoencoders-seed{seed}" / AUTOENCODER_FILE
+        if shared.exists():
+            deepest = DenoisingAutoencoderPyTorch.load(shared, device_type=device_type)
+        else:
+            deepest = _train_stack(max(r.layers for r in ROWS), s, ctx, seed, device_type)
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            deepest.save(shared)
+        pre = deepest.first_layers(spec.layers)
         pre.save(path)
     pre.set_params(inference_noise=spec.noise)
+    return pre
+
+
+#: The file of a row's (and the shared) autoencoder stack.
+AUTOENCODER_FILE = "autoencoder.safetensors"
+
+
+def _train_stack(
+    layers: int, s: PresetSettings, ctx: TableContext, seed: int, device_type: str
+) -> Any:
+    """``layers`` noisy autoencoders trained one after the other, seeded."""
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+
+    data = ctx.data()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the initial weights
+        pre = DenoisingAutoencoderPyTorch(
+            data.input_shape,
+            n_layers=layers,
+            hidden=s.ae_hidden,
+            noise_sigma=NOISE_SIGMA,
+            device_type=device_type,
+        )
+    # trained with noise before every layer, as at inference in the noisy rows
+    pre.fit(data.x_train, nb_epochs=s.ae_epochs, batch_size=64, lr=1e-3, seed=seed)
     return pre
 
 

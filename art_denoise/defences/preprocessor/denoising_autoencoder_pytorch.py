@@ -410,6 +410,46 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         pre._is_fitted = saved["is_fitted"]
         return pre
 
+    def first_layers(self, n_layers: int) -> DenoisingAutoencoderPyTorch:
+        """A copy holding the first ``n_layers`` autoencoders of this stack (and their
+        training losses), with the same settings otherwise.
+
+        :meth:`fit` trains autoencoder ``l`` on the outputs of those before it only, so the
+        first ``k`` of a stack fitted with a seed are the ``k``-stack that the same
+        construction (same global seed) and the same :meth:`fit` would give: one fitted
+        deep stack serves every shallower one.
+
+        Args:
+            n_layers: how many, ``1 <= n_layers <= self.n_layers``.
+
+        Raises:
+            ValueError: ``n_layers`` out of that range.
+
+        Example:
+            >>> pre = DenoisingAutoencoderPyTorch((1, 8, 8), n_layers=3, device_type="cpu")
+            >>> pre.first_layers(2).n_layers, len(pre.first_layers(1).model.layers)
+            (2, 1)
+        """
+        k = check_positive_int("n_layers", n_layers)
+        if k > self.n_layers:
+            raise ValueError(f"n_layers must be at most {self.n_layers} (this stack's), got {k}")
+        fixed = ("input_shape", "n_layers")
+        settings = {p: getattr(self, p) for p in self.params if p not in fixed}
+        with torch.random.fork_rng(devices=[]):  # the new stack's initial weights, replaced
+            copy = type(self)(
+                self.input_shape,
+                n_layers=k,
+                **settings,
+                apply_fit=self.apply_fit,
+                apply_predict=self.apply_predict,
+                device_type="gpu" if self.device.type == "cuda" else "cpu",
+            )
+        for mine, theirs in zip(self.model.layers[:k], copy.model.layers, strict=True):
+            theirs.load_state_dict(mine.state_dict())
+        copy.train_losses = [list(h) for h in self.train_losses[:k]]
+        copy._is_fitted = self.is_fitted
+        return copy
+
     def __repr__(self) -> str:
         inner = ", ".join(f"{p}={getattr(self, p)!r}" for p in self.params)
         return f"{type(self).__name__}({inner}, fitted={self.is_fitted})"

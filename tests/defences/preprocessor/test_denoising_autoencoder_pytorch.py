@@ -150,6 +150,33 @@ def test_seeded_fit_is_reproducible_and_leaves_the_global_rng(digits) -> None:
         torch.testing.assert_close(weights[1][key], value, rtol=1e-6, atol=1e-7)
 
 
+def test_first_layers_of_a_deep_stack_are_the_shallow_stack_fitted_alone(digits) -> None:
+    """Reference: a 2-stack built and fitted on its own with the same seeds."""
+    x = digits[0][:64]
+    stacks = {}
+    for n in (2, 3):
+        torch.manual_seed(1)
+        pre = _new(n_layers=n, hidden=4, inference_noise=False, clip_values=(0.0, 1.0))
+        pre.fit(x, nb_epochs=2, batch_size=32, seed=3)
+        stacks[n] = pre
+    state = torch.get_rng_state()
+    two = stacks[3].first_layers(2)
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
+    assert two.n_layers == 2 and two.is_fitted and two.inference_noise is False
+    assert two.train_losses == stacks[3].train_losses[:2] == stacks[2].train_losses
+    for key, value in stacks[2].model.state_dict().items():
+        torch.testing.assert_close(two.model.state_dict()[key], value, rtol=1e-6, atol=1e-7)
+    xt = torch.from_numpy(digits[2][:8])
+    torch.testing.assert_close(two.forward(xt)[0], stacks[2].forward(xt)[0], rtol=1e-5, atol=1e-6)
+    # a copy: training the deep stack further leaves it alone
+    with torch.no_grad():
+        stacks[3].model.layers[0].out.weight.add_(1.0)
+    assert not torch.allclose(two.model.layers[0].out.weight, stacks[3].model.layers[0].out.weight)
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="n_layers"):
+            stacks[3].first_layers(bad)
+
+
 def test_other_clip_values_are_scaled(digits) -> None:
     x = digits[0][:32] * 255.0
     pre = _new(hidden=4, clip_values=(0.0, 255.0))
