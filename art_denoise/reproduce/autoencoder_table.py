@@ -407,8 +407,11 @@ def _attack_row(
     suite = DefaultSuite(
         pgd_steps=s.pgd_steps,
         pgd_step_size=step,
+        pgd_random_start=True,
+        pgd_restarts=1,
         apgd_steps=s.apgd_steps,
         apgd_restarts=1,
+        target_classes=9,  # AutoAttack's APGD-T targets, for the deterministic rows
         eot_samples=s.eot,
         batch_size=256,
     )
