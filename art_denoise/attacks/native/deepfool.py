@@ -22,6 +22,14 @@ torchattacks' ``x + (1 + overshoot) * r`` per step, which stalls on the boundary
 are foolbox's ``L2DeepFoolAttack`` / ``LinfDeepFoolAttack`` with ``loss="logits"``, step
 for step.
 
+On a model in eval mode, the attack runs on a faster copy
+(:func:`~art_denoise.attacks.native._fast_copy.fast_copy`: each convolution -> batch-norm
+pair folded into one convolution, channels-last on the CPU; the same function up to float
+rounding, about 1.4x faster on the small CNN on the CPU), and
+:attr:`DeepFoolResult.adversarial` is then judged on the model itself. ``fast_copy=False``
+attacks the model as it is. The outputs agree with it up to rounding, except that for Linf
+a gradient component within rounding of 0 can take the other sign.
+
 Each image stops as soon as it is misclassified (with respect to ``y``): from then on it
 is neither attacked nor evaluated again, so the batch shrinks as the images flip. An
 image misclassified at the start is returned unchanged. An image still correctly
@@ -37,6 +45,7 @@ import torch
 from torch import nn
 
 from art_denoise._validation import check_non_negative, check_norm, check_positive_int
+from art_denoise.attacks.native import _fast_copy
 from art_denoise.attacks.native._checks import check_batch
 
 __all__ = ["DeepFoolResult", "deepfool", "deepfool_result"]
@@ -47,8 +56,7 @@ class DeepFoolResult(NamedTuple):
 
     Attributes:
         x_adv: the output images (B, ...), detached.
-        adversarial: (B,) bool, whether each output is misclassified (judged on the
-            model's logits at the output, as the attack saw them).
+        adversarial: (B,) bool, whether each output is misclassified by the model.
         steps: (B,) int64, the DeepFool steps taken for each image (0 for an image
             misclassified at the start).
     """
@@ -75,6 +83,7 @@ def deepfool(
     overshoot: float = 0.02,
     candidates: int = 10,
     batched_backward: bool | None = None,
+    fast_copy: bool = True,
 ) -> torch.Tensor:
     """Batched DeepFool; returns the output images (see :func:`deepfool_result`).
 
@@ -94,6 +103,7 @@ def deepfool(
         overshoot=overshoot,
         candidates=candidates,
         batched_backward=batched_backward,
+        fast_copy=fast_copy,
     ).x_adv
 
 
@@ -107,6 +117,7 @@ def deepfool_result(
     overshoot: float = 0.02,
     candidates: int = 10,
     batched_backward: bool | None = None,
+    fast_copy: bool = True,
 ) -> DeepFoolResult:
     """Batched DeepFool (module docstring), with which outputs are adversarial.
 
@@ -123,6 +134,8 @@ def deepfool_result(
             (``is_grads_batched``) instead of one backward pass each. ``None`` (default):
             on CUDA, where the passes are short and their count is what costs; on the CPU
             the loop is faster. Both give the same gradients.
+        fast_copy: attack a faster copy of the model where it computes the same logits
+            (module docstring); the outputs are judged on ``model`` either way.
 
     Returns:
         A :class:`DeepFoolResult`: the images, which are adversarial, and the steps taken.
@@ -150,8 +163,10 @@ def deepfool_result(
     others, correct = _candidate_classes(model, x0, labels, candidates)
     state.adversarial |= ~correct  # misclassified at the start: left as they are
     active = correct.nonzero().flatten()
+    faster = _fast_copy.fast_copy(model, x0) if fast_copy else None
+    attacked = model if faster is None else faster
     for step in range(steps + 1):
-        batch = _check(model, state, active, last=step == steps)
+        batch = _check(attacked, state, active, last=step == steps)
         if batch is None:
             break
         closest = _closest_boundary(
@@ -167,6 +182,9 @@ def deepfool_result(
                 0.0, 1.0
             )
         state.taken[active] += 1
+    if attacked is not model:  # the outputs judged on the model itself, not on its copy
+        with torch.no_grad():
+            state.adversarial = model(state.x_adv).argmax(dim=1) != labels
     return state.result()
 
 
