@@ -35,6 +35,7 @@ __all__ = [
     "capture_features",
     "check_logits",
     "check_model_input",
+    "cpu_model",
     "describe_machine",
     "eval_forward",
     "model_device",
@@ -97,12 +98,12 @@ def describe_machine(device: torch.device | str = "cpu") -> str:
         index = dev.index if dev.index is not None else torch.cuda.current_device()
         what = f"GPU {torch.cuda.get_device_name(index)}"
     else:
-        what = f"CPU {_cpu_model()}, {os.cpu_count()} cores, torch on {torch.get_num_threads()}"
+        what = f"CPU {cpu_model()}, {os.cpu_count()} cores, torch on {torch.get_num_threads()}"
         what += " threads"
     return f"{what}; torch {torch.__version__}"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
     import platform
 

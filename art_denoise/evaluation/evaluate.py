@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_denoise._torch import perturbation_norms, random_targets, rng_preserved
+from art_denoise._torch import cpu_model, perturbation_norms, random_targets, rng_preserved
 from art_denoise._validation import as_labels
 from art_denoise.attacks.backends import AttackBackend
 from art_denoise.attacks.backends.base import infer_num_classes, seed_everything
@@ -69,7 +68,7 @@ def environment(device: torch.device | str) -> dict[str, Any]:
             return None
 
     dev = torch.device(device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
     return {
         "torch": torch.__version__,
         "art": version("adversarial-robustness-toolbox"),

@@ -285,3 +285,16 @@ def test_deepfool_output_is_projected_to_eps(digits_model, digits) -> None:
     x_adv = get_backend("art").run(digits_model, x_te[:30], y_te[:30], spec)
     norms = (x_adv - torch.from_numpy(x_te[:30])).flatten(1).norm(dim=1)
     assert float(norms.max()) <= 0.5 + 1e-6
+
+
+def test_environment_names_the_cpu_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's device is the CPU's model name, not the empty ``platform.processor()``."""
+    import platform
+
+    from art_denoise._torch import cpu_model
+    from art_denoise.evaluation.evaluate import environment
+
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    name = cpu_model()
+    assert name and name != "unknown"
+    assert environment("cpu")["device"] == f"cpu ({name})"
