@@ -25,7 +25,7 @@ for step.
 On a model in eval mode, the attack runs on a faster copy
 (:func:`~art_denoise.attacks.native._fast_copy.fast_copy`: each convolution -> batch-norm
 pair folded into one convolution, channels-last on the CPU; the same function up to float
-rounding, about 1.4x faster on the small CNN on the CPU), and
+rounding; 1.5-1.6x faster on the small CNN on 2 CPU cores), and
 :attr:`DeepFoolResult.adversarial` is then judged on the model itself. ``fast_copy=False``
 attacks the model as it is. The outputs agree with it up to rounding, except that for Linf
 a gradient component within rounding of 0 can take the other sign.
