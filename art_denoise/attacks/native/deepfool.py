@@ -30,6 +30,11 @@ rounding; 1.5-1.6x faster on the small CNN on 2 CPU cores), and
 attacks the model as it is. The outputs agree with it up to rounding, except that for Linf
 a gradient component within rounding of 0 can take the other sign.
 
+On the CPU the batch is attacked in tiles of :data:`CPU_TILE` images (``tile``), whose
+activations stay in the cache; the images do not interact, so only the speed changes.
+An output that the fast copy misclassifies and the model does not (a tie within float
+rounding) is attacked on from there with the model itself, within the same step budget.
+
 Each image stops as soon as it is misclassified (with respect to ``y``): from then on it
 is neither attacked nor evaluated again, so the batch shrinks as the images flip. An
 image misclassified at the start is returned unchanged. An image still correctly
@@ -48,7 +53,13 @@ from art_denoise._validation import check_non_negative, check_norm, check_positi
 from art_denoise.attacks.native import _fast_copy
 from art_denoise.attacks.native._checks import check_batch
 
-__all__ = ["DeepFoolResult", "deepfool", "deepfool_result"]
+__all__ = ["CPU_TILE", "DeepFoolResult", "deepfool", "deepfool_result"]
+
+#: Images attacked at once on the CPU by default (``tile``): on the small CNN, 1,000
+#: Fashion-MNIST images on 2 CPU cores, tiles of 128 take about half the time of one batch
+#: (L2 4.4 s vs 8.6 s, Linf 3.6 s vs 6.8 s; tiles of 64, 256 and 512: 4.8, 4.5, 5.6 s and
+#: 3.7, 3.7, 4.9 s).
+CPU_TILE = 128
 
 
 class DeepFoolResult(NamedTuple):
@@ -84,6 +95,7 @@ def deepfool(
     candidates: int = 10,
     batched_backward: bool | None = None,
     fast_copy: bool = True,
+    tile: int | None = None,
 ) -> torch.Tensor:
     """Batched DeepFool; returns the output images (see :func:`deepfool_result`).
 
@@ -104,6 +116,7 @@ def deepfool(
         candidates=candidates,
         batched_backward=batched_backward,
         fast_copy=fast_copy,
+        tile=tile,
     ).x_adv
 
 
@@ -118,6 +131,7 @@ def deepfool_result(
     candidates: int = 10,
     batched_backward: bool | None = None,
     fast_copy: bool = True,
+    tile: int | None = None,
 ) -> DeepFoolResult:
     """Batched DeepFool (module docstring), with which outputs are adversarial.
 
@@ -136,6 +150,11 @@ def deepfool_result(
             the loop is faster. Both give the same gradients.
         fast_copy: attack a faster copy of the model where it computes the same logits
             (module docstring); the outputs are judged on ``model`` either way.
+        tile: images attacked at once, >= 1 (each image's attack is independent of the
+            others, so this changes the speed, not the result beyond float rounding).
+            ``None`` (default): :data:`CPU_TILE` on the CPU, where a tile whose
+            activations stay in the cache is about twice as fast as 1,000 images at once;
+            the whole batch elsewhere.
 
     Returns:
         A :class:`DeepFoolResult`: the images, which are adversarial, and the steps taken.
@@ -155,18 +174,83 @@ def deepfool_result(
     check_positive_int("steps", steps)
     overshoot = check_non_negative("overshoot", overshoot)
     check_positive_int("candidates", candidates, minimum=2)
+    if tile is not None:
+        check_positive_int("tile", tile)
     if batched_backward is None:
         batched_backward = x0.device.type == "cuda"
-    state = _State(x0, labels)
     if len(x0) == 0:
-        return state.result()
+        return _State(x0, labels).result()
     others, correct = _candidate_classes(model, x0, labels, candidates)
-    state.adversarial |= ~correct  # misclassified at the start: left as they are
-    active = correct.nonzero().flatten()
-    faster = _fast_copy.fast_copy(model, x0) if fast_copy else None
+    size = tile if tile is not None else (CPU_TILE if x0.device.type == "cpu" else len(x0))
+    # the copy is checked against the model on the first tile (module docstring)
+    faster = _fast_copy.fast_copy(model, x0[:size]) if fast_copy else None
     attacked = model if faster is None else faster
+    parts = [
+        _attack(
+            model,
+            attacked,
+            x0[i : i + size],
+            labels[i : i + size],
+            others[i : i + size],
+            correct[i : i + size],
+            norm=norm,
+            steps=steps,
+            overshoot=overshoot,
+            batched_backward=batched_backward,
+        )
+        for i in range(0, len(x0), size)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return DeepFoolResult(*(torch.cat(field) for field in zip(*parts, strict=True)))
+
+
+def _attack(
+    model: nn.Module,
+    attacked: nn.Module,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    others: torch.Tensor,
+    correct: torch.Tensor,
+    *,
+    norm: str,
+    steps: int,
+    overshoot: float,
+    batched_backward: bool,
+) -> DeepFoolResult:
+    """DeepFool on one tile of checked inputs, its candidate classes ``others`` and which
+    of its images are ``correct`` at the start: ``attacked`` (the model or its faster
+    copy) is attacked, ``model`` judges the outputs."""
+    state = _State(x0, labels)
+    state.adversarial |= ~correct  # misclassified at the start: left as they are
+    settings = (others, norm, overshoot, batched_backward)
+    _steps(attacked, state, x0, correct.nonzero().flatten(), steps, settings)
+    if attacked is not model:  # the outputs judged on the model itself, not on its copy
+        with torch.no_grad():
+            state.adversarial = model(state.x_adv).argmax(dim=1) != labels
+        # an output the copy misclassifies and the model does not (a tie within float
+        # rounding) is attacked on from where it stopped, on the model itself
+        again = (correct & ~state.adversarial & (state.taken < steps)).nonzero().flatten()
+        if len(again):
+            left = steps - int(state.taken[again].max())
+            _steps(model, state, x0, again, left, settings)
+    return state.result()
+
+
+def _steps(
+    model: nn.Module,
+    state: _State,
+    x0: torch.Tensor,
+    active: torch.Tensor,
+    steps: int,
+    settings: tuple[torch.Tensor, str, float, bool],
+) -> None:
+    """At most ``steps`` DeepFool steps on the images ``active`` of ``state``, in place;
+    ``settings``: the candidate classes, norm, overshoot and ``batched_backward``."""
+    others, norm, overshoot, batched_backward = settings
+    labels = state.labels
     for step in range(steps + 1):
-        batch = _check(attacked, state, active, last=step == steps)
+        batch = _check(model, state, active, last=step == steps)
         if batch is None:
             break
         closest = _closest_boundary(
@@ -182,10 +266,6 @@ def deepfool_result(
                 0.0, 1.0
             )
         state.taken[active] += 1
-    if attacked is not model:  # the outputs judged on the model itself, not on its copy
-        with torch.no_grad():
-            state.adversarial = model(state.x_adv).argmax(dim=1) != labels
-    return state.result()
 
 
 class _State:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from art_denoise.attacks.native import deepfool, deepfool_result
+from art_denoise.attacks.native.deepfool import CPU_TILE
 
 
 def _linear(weight: list[list[float]], bias: list[float]) -> nn.Module:
@@ -145,6 +146,47 @@ def test_batched_backward_equals_loop(norm: str) -> None:
     assert bool(loop.adversarial.all())
 
 
+@pytest.mark.parametrize("norm", ["2", "inf"])
+def test_tiles_equal_one_batch_and_the_per_image_loop(norm: str) -> None:
+    model = _cnn(torch.float64)
+    x = _data(10, dtype=torch.float64)
+    y = model(x).argmax(dim=1)
+    y[4] = (y[4] + 1) % 7  # misclassified from the start, in the second tile
+    tiled = deepfool_result(model, x, y, norm=norm, steps=20, tile=3)  # tiles of 3, 3, 3, 1
+    whole = deepfool_result(model, x, y, norm=norm, steps=20, tile=len(x))
+    ref = _reference_deepfool(model, x, y, norm=norm, steps=20, overshoot=0.02, candidates=10)
+    torch.testing.assert_close(tiled.x_adv, whole.x_adv, atol=1e-9, rtol=0.0)
+    torch.testing.assert_close(tiled.x_adv, ref, atol=1e-9, rtol=0.0)
+    assert torch.equal(tiled.steps, whole.steps) and int(tiled.steps[4]) == 0
+    assert torch.equal(tiled.adversarial, model(tiled.x_adv).argmax(dim=1) != y)
+    assert bool(tiled.adversarial.all())
+
+
+def test_an_output_only_the_copy_misclassifies_is_attacked_on_with_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The copy's boundary lies 0.05 short of the model's: after the copy's one step the
+    model still says class 1, so the attack goes on with the model until it flips."""
+    model = _linear([[0.0, 0.0, 0.0, 0.0], [1.0, -2.0, 0.5, 1.5]], [0.0, -0.2])
+    copy = _linear([[0.0, 0.0, 0.0, 0.0], [1.0, -2.0, 0.5, 1.5]], [0.0, -0.25])
+    monkeypatch.setattr("art_denoise.attacks.native._fast_copy.fast_copy", lambda m, x: copy)
+    x = torch.full((1, 1, 2, 2), 0.5, dtype=torch.float64)
+    result = deepfool_result(model, x, torch.tensor([1]), norm="2", overshoot=0.0)
+    assert int(copy(result.x_adv).argmax()) == 0
+    assert result.adversarial.tolist() == [True] and int(model(result.x_adv).argmax()) == 0
+    assert result.steps.tolist() == [2]  # one on the copy, one more on the model
+
+
+def test_default_tile_on_the_cpu_splits_a_large_batch() -> None:
+    model = _cnn(torch.float64)
+    x = _data(CPU_TILE + 5, dtype=torch.float64)
+    y = model(x).argmax(dim=1)
+    default = deepfool_result(model, x, y, norm="inf", steps=20)
+    whole = deepfool_result(model, x, y, norm="inf", steps=20, tile=len(x))
+    torch.testing.assert_close(default.x_adv, whole.x_adv, atol=1e-9, rtol=0.0)
+    assert default.x_adv.shape == x.shape and torch.equal(default.steps, whole.steps)
+
+
 def test_image_misclassified_at_start_is_returned_unchanged() -> None:
     model = _cnn()
     x = _data(8)
@@ -215,6 +257,7 @@ def test_empty_batch() -> None:
         ({"steps": 0}, "steps"),
         ({"overshoot": -0.1}, "overshoot"),
         ({"candidates": 1}, "candidates"),
+        ({"tile": 0}, "tile"),
     ],
 )
 def test_rejects_bad_settings(kwargs, match) -> None:
