@@ -31,6 +31,7 @@ from torch import nn
 
 from art_denoise._validation import check_non_negative, check_norm, check_positive_int
 from art_denoise.attacks.native._checks import check_batch
+from art_denoise.attacks.native._tiles import tile_size
 
 __all__ = ["fgsm", "pgd", "random_start_point"]
 
@@ -84,6 +85,7 @@ def pgd(
     targeted: bool = False,
     random_start: bool = False,
     generator: torch.Generator | None = None,
+    tile: int | None = None,
 ) -> torch.Tensor:
     """Projected gradient descent on the cross-entropy, batched.
 
@@ -98,6 +100,10 @@ def pgd(
         targeted: descend the cross-entropy of ``y`` instead of ascending it.
         random_start: start from :func:`random_start_point` instead of ``x``.
         generator: the random start's source (default: torch's generator of ``x``'s device).
+        tile: images stepped at once, >= 1; ``None``: :data:`~art_denoise.attacks.native.
+            _tiles.CPU_TILE` on the CPU (2.5x faster than 1,000 at once on the small CNN),
+            the whole batch elsewhere. The random start is drawn for the whole batch first,
+            so the result does not depend on it beyond float rounding.
 
     Returns:
         The adversarial images, detached, within the eps-ball and [0, 1].
@@ -119,10 +125,17 @@ def pgd(
     if step == 0:
         raise ValueError(f"step_size must be > 0, got {step_size!r}")
     check_positive_int("steps", steps)
+    size = tile_size(x0, tile)
     x_adv = random_start_point(x0, eps, norm, generator=generator) if random_start else x0
-    for _ in range(steps):
-        x_adv = _pgd_step(model, x0, x_adv, labels, norm, eps, step, targeted)
-    return x_adv
+    parts = []
+    for i in range(0, len(x0), size):
+        x_tile, start, y_tile = x0[i : i + size], x_adv[i : i + size], labels[i : i + size]
+        for _ in range(steps):
+            start = _pgd_step(model, x_tile, start, y_tile, norm, eps, step, targeted)
+        parts.append(start)
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts) if parts else x_adv  # no parts: an empty batch
 
 
 def fgsm(

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from art_denoise.attacks.native import fgsm, pgd, random_start_point
+from art_denoise.attacks.native._tiles import CPU_TILE
 
 
 def _cnn(dtype: torch.dtype = torch.float32) -> nn.Module:
@@ -90,6 +91,43 @@ def test_pgd_matches_per_image_loop(norm, eps, step, targeted, random) -> None:
         model, x, y, start, norm=norm, eps=eps, step=step, steps=7, targeted=targeted
     )
     torch.testing.assert_close(got, ref, atol=1e-10, rtol=0.0)
+
+
+@pytest.mark.parametrize(("norm", "eps", "step", "targeted"), CASES)
+def test_tiles_equal_one_batch_and_the_per_image_loop(norm, eps, step, targeted) -> None:
+    """The random start is drawn for the whole batch, then tiles of 5, 5, 2 are stepped."""
+    model = _cnn(torch.float64)
+    x, y = _data(dtype=torch.float64)
+    start = random_start_point(x, eps, norm, generator=torch.Generator().manual_seed(3))
+    kwargs = {"norm": norm, "eps": eps, "step_size": step, "steps": 7, "targeted": targeted}
+    runs = {
+        tile: pgd(
+            model,
+            x,
+            y,
+            random_start=True,
+            generator=torch.Generator().manual_seed(3),
+            tile=tile,
+            **kwargs,
+        )
+        for tile in (5, len(x))
+    }
+    ref = _reference_pgd(
+        model, x, y, start, norm=norm, eps=eps, step=step, steps=7, targeted=targeted
+    )
+    torch.testing.assert_close(runs[5], runs[len(x)], atol=1e-10, rtol=0.0)
+    torch.testing.assert_close(runs[5], ref, atol=1e-10, rtol=0.0)
+
+
+def test_default_tile_on_the_cpu_splits_a_large_batch_and_keeps_empty_ones() -> None:
+    model = _cnn(torch.float64)
+    x, y = _data(CPU_TILE + 7, dtype=torch.float64)
+    kwargs = {"norm": "inf", "eps": 0.1, "step_size": 0.02, "steps": 4}
+    default = pgd(model, x, y, **kwargs)
+    whole = pgd(model, x, y, tile=len(x), **kwargs)
+    assert default.shape == x.shape
+    torch.testing.assert_close(default, whole, atol=1e-10, rtol=0.0)
+    assert pgd(model, x[:0], y[:0], **kwargs).shape == (0, 1, 6, 6)
 
 
 def test_fgsm_is_one_step_of_eps() -> None:
@@ -198,6 +236,8 @@ def test_only_input_gradients_and_model_untouched() -> None:
         ({"eps": -0.1}, ValueError, "eps"),
         ({"step_size": 0.0}, ValueError, "step_size"),
         ({"steps": 0}, ValueError, "steps"),
+        ({"tile": 0}, ValueError, "tile"),
+        ({"tile": 2.0}, TypeError, "tile"),
     ],
 )
 def test_pgd_rejects_bad_settings(kwargs, error, match) -> None:
