@@ -52,7 +52,7 @@ def fast_copy(model: nn.Module, x: torch.Tensor) -> nn.Module | None:
     if any(m.training for m in model.modules()):
         return None
     channels_last = x.device.type == "cpu" and x.ndim == 4
-    faster = fold_batchnorm(model, x)
+    faster: nn.Module | None = _fold(model)  # checked once below, after the memory format
     if faster is None and not channels_last:
         return None
     try:
@@ -87,6 +87,12 @@ def fold_batchnorm(model: nn.Module, x: torch.Tensor) -> nn.Module | None:
         >>> sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
         0
     """
+    folded = _fold(model)
+    return folded if folded is not None and _same_function(model, folded, x) else None
+
+
+def _fold(model: nn.Module) -> fx.GraphModule | None:
+    """:func:`fold_batchnorm` without the check of the copy's logits."""
     if any(m.training for m in model.modules()):
         return None
     if not any(isinstance(m, _BatchNorm) for m in model.modules()):
@@ -113,7 +119,7 @@ def fold_batchnorm(model: nn.Module, x: torch.Tensor) -> nn.Module | None:
     traced.recompile()
     traced.delete_all_unused_submodules()
     traced.eval()
-    return traced if _same_function(model, traced, x) else None
+    return traced
 
 
 class _Tracer(fx.Tracer):
