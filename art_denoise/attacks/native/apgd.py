@@ -46,6 +46,7 @@ from art_denoise._validation import (
     check_norm,
     check_positive_int,
 )
+from art_denoise.attacks.native._tiles import tile_size
 from art_denoise.attacks.native.losses import _ce, _dlr, _targeted_dlr
 
 __all__ = ["APGD_LOSSES", "apgd", "apgd_checkpoints", "apgd_targeted"]
@@ -267,14 +268,15 @@ def _initial_state(
     x: torch.Tensor,
     y: torch.Tensor,
     target: torch.Tensor,
-    generator: torch.Generator | None,
+    x0: torch.Tensor,
+    offset: int,
 ) -> _State:
-    x0 = _random_start(x, cfg, generator)
+    """The state of the tile ``x`` (rows ``offset``... of the attacked batch) at ``x0``."""
     low, high = _bounds(x, cfg)
     logits, loss, grad = _loss_and_grad(model, cfg.loss, x0, y, target)
     n, device = len(x), x.device
     return _State(
-        index=torch.arange(n, device=device),
+        index=torch.arange(offset, offset + n, device=device),
         x=x,
         y=y,
         target=target,
@@ -367,16 +369,32 @@ def _run(
     target: torch.Tensor,
     generator: torch.Generator | None,
 ) -> _Result:
-    """One APGD run on ``x``: the first misclassified point, else the best-loss point."""
+    """One APGD run on ``x``: the first misclassified point, else the best-loss point.
+
+    The random start is drawn for the whole batch; the iterations then run tile by tile
+    (:func:`~art_denoise.attacks.native._tiles.tile_size`: 128 images on the CPU, whose
+    activations stay in the cache; the whole batch elsewhere). The images do not interact,
+    so the tiles change the speed only.
+    """
     out = _Result(
         x_adv=x.clone(),
         fooled=torch.zeros(len(x), dtype=torch.bool, device=x.device),
         loss=torch.full((len(x),), float("-inf"), device=x.device),
     )
-    state = _compact(_initial_state(model, cfg, x, y, target, generator), out)
+    start = _random_start(x, cfg, generator)
+    size = tile_size(x, None)
+    for i in range(0, len(x), size):
+        tile = slice(i, i + size)
+        state = _initial_state(model, cfg, x[tile], y[tile], target[tile], start[tile], i)
+        _iterate(model, cfg, _compact(state, out), out)
+    return out
+
+
+def _iterate(model: nn.Module, cfg: _Settings, state: _State, out: _Result) -> None:
+    """The APGD iterations of one tile's ``state``, written to ``out``."""
     checkpoints = apgd_checkpoints(cfg.steps)
     intervals = {w: w - v for v, w in zip([0, *checkpoints], checkpoints, strict=False)}
-    every = _compact_every(x.device)
+    every = _compact_every(state.x.device)
     for i in range(1, cfg.steps + 1):
         if len(state.index) == 0:
             break
@@ -387,7 +405,6 @@ def _run(
             state = _compact(state, out)
     out.x_adv[state.index] = state.x_best
     out.loss[state.index] = state.loss_best
-    return out
 
 
 # ------------------------------------------------------------------ public attacks

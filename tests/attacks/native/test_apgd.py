@@ -226,6 +226,30 @@ def test_dropping_finished_examples_later_changes_nothing(monkeypatch, attack) -
     torch.testing.assert_close(later, every_step, atol=1e-6, rtol=0.0)
 
 
+@pytest.mark.parametrize("attack", ["ce", "targeted"])
+def test_tiles_equal_one_batch(monkeypatch, attack) -> None:
+    """The random start is drawn for the whole batch, then tiles of 7 are iterated."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 5)).eval()
+    with torch.no_grad():
+        model[1].weight.mul_(4)
+    x = torch.rand(30, 1, 4, 4)
+    y = model(x).argmax(dim=1).detach()
+    y[3] = (y[3] + 1) % 5  # misclassified from the start
+
+    def run(tile: int) -> torch.Tensor:
+        monkeypatch.setattr(apgd_module, "tile_size", lambda x, given: tile)
+        gen = torch.Generator().manual_seed(0)
+        if attack == "targeted":
+            return apgd_targeted(model, x, y, norm="inf", eps=0.05, steps=12, generator=gen)
+        return apgd(model, x, y, norm="2", eps=0.3, steps=30, generator=gen)
+
+    whole, tiled = run(len(x)), run(7)
+    assert 0.1 < _accuracy(model, tiled, y) < 0.9
+    torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0.0)
+    assert torch.equal(tiled[3], x[3])
+
+
 def test_checkpoints() -> None:
     assert apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
     for steps in (1, 2, 5, 10, 37, 100, 250):
