@@ -100,10 +100,11 @@ def pgd(
         targeted: descend the cross-entropy of ``y`` instead of ascending it.
         random_start: start from :func:`random_start_point` instead of ``x``.
         generator: the random start's source (default: torch's generator of ``x``'s device).
-        tile: images stepped at once, >= 1; ``None``: :data:`~art_denoise.attacks.native.
-            _tiles.CPU_TILE` on the CPU (2.5x faster than 1,000 at once on the small CNN),
-            the whole batch elsewhere. The random start is drawn for the whole batch first,
-            so the result does not depend on it beyond float rounding.
+        tile: images stepped at once, >= 1; ``None``: ``CPU_TILE`` (128) on the CPU, whose
+            activations stay in the cache (PGD-20 on 1,000 images, small CNN, 2 cores: 3.6
+            to 7.0 s against 9.7 s in one batch), the whole batch elsewhere. The random
+            start is drawn for the whole batch first, so the result does not depend on the
+            tile beyond float rounding.
 
     Returns:
         The adversarial images, detached, within the eps-ball and [0, 1].
