@@ -372,9 +372,9 @@ def _run(
     """One APGD run on ``x``: the first misclassified point, else the best-loss point.
 
     The random start is drawn for the whole batch; the iterations then run tile by tile
-    (:func:`~art_denoise.attacks.native._tiles.tile_size`: 128 images on the CPU, whose
-    activations stay in the cache; the whole batch elsewhere). The images do not interact,
-    so the tiles change the speed only.
+    (:func:`~art_denoise.attacks.native._tiles.tile_size`: 128 images on the CPU, where
+    larger batches fault in fresh memory pages at every pass; the whole batch elsewhere).
+    The images do not interact, so the tiles change the speed only.
     """
     out = _Result(
         x_adv=x.clone(),

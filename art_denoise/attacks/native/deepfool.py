@@ -31,7 +31,8 @@ attacks the model as it is. The outputs agree with it up to rounding, except tha
 a gradient component within rounding of 0 can take the other sign.
 
 On the CPU the batch is attacked in tiles of :data:`CPU_TILE` images (``tile``), whose
-activations stay in the cache; the images do not interact, so only the speed changes. On
+activation maps the allocator reuses instead of faulting in fresh pages from the kernel at
+every pass (``_tiles``); the images do not interact, so only the speed changes. On
 the small CNN, 1,000 Fashion-MNIST images on 2 CPU cores, tiles of 128 take about half the
 time of one batch (L2 4.4 s vs 8.6 s, Linf 3.6 s vs 6.8 s; tiles of 64, 256 and 512: 4.8,
 4.5, 5.6 s and 3.7, 3.7, 4.9 s).
@@ -150,9 +151,8 @@ def deepfool_result(
             (module docstring); the outputs are judged on ``model`` either way.
         tile: images attacked at once, >= 1 (each image's attack is independent of the
             others, so this changes the speed, not the result beyond float rounding).
-            ``None`` (default): :data:`CPU_TILE` on the CPU, where a tile whose
-            activations stay in the cache is about twice as fast as 1,000 images at once;
-            the whole batch elsewhere.
+            ``None`` (default): :data:`CPU_TILE` on the CPU, about twice as fast as 1,000
+            images at once (module docstring); the whole batch elsewhere.
 
     Returns:
         A :class:`DeepFoolResult`: the images, which are adversarial, and the steps taken.

@@ -100,9 +100,10 @@ def pgd(
         targeted: descend the cross-entropy of ``y`` instead of ascending it.
         random_start: start from :func:`random_start_point` instead of ``x``.
         generator: the random start's source (default: torch's generator of ``x``'s device).
-        tile: images stepped at once, >= 1; ``None``: ``CPU_TILE`` (128) on the CPU, whose
-            activations stay in the cache (PGD-20 on 1,000 images, small CNN, 2 cores: 3.6
-            to 7.0 s against 9.7 s in one batch), the whole batch elsewhere. The random
+        tile: images stepped at once, >= 1; ``None``: ``CPU_TILE`` (128) on the CPU, where
+            larger batches fault in fresh memory pages at every pass (PGD-20 on 1,000
+            images, small CNN, 2 cores: 3.7 s against 4.0 to 9.7 s in one batch;
+            ``art_denoise.attacks.native._tiles``), the whole batch elsewhere. The random
             start is drawn for the whole batch first, so the result does not depend on the
             tile beyond float rounding.
 
