@@ -203,25 +203,30 @@ def test_batched_apgd_equals_a_naive_per_example_loop(norm: str) -> None:
     assert close >= 0.95, f"only {close:.0%} of the examples match the per-example loop"
 
 
-@pytest.mark.parametrize("attack", ["ce", "targeted"])
-def test_dropping_finished_examples_later_changes_nothing(monkeypatch, attack) -> None:
-    """On a GPU finished examples leave the batch every few iterations, not at each one."""
+def _five_class_batch() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A 5-class tanh MLP and 30 images it classifies (its own predictions as labels)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 5)).eval()
     with torch.no_grad():
         model[1].weight.mul_(4)
     x = torch.rand(30, 1, 4, 4)
-    y = model(x).argmax(dim=1).detach()
+    return model, x, model(x).argmax(dim=1).detach()
 
-    def run() -> torch.Tensor:
-        gen = torch.Generator().manual_seed(0)
-        if attack == "targeted":
-            return apgd_targeted(model, x, y, norm="inf", eps=0.05, steps=12, generator=gen)
-        return apgd(model, x, y, norm="2", eps=0.3, steps=30, generator=gen)
 
-    every_step = run()
+def _seeded_run(attack: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    if attack == "targeted":
+        return apgd_targeted(model, x, y, norm="inf", eps=0.05, steps=12, generator=gen)
+    return apgd(model, x, y, norm="2", eps=0.3, steps=30, generator=gen)
+
+
+@pytest.mark.parametrize("attack", ["ce", "targeted"])
+def test_dropping_finished_examples_later_changes_nothing(monkeypatch, attack) -> None:
+    """On a GPU finished examples leave the batch every few iterations, not at each one."""
+    model, x, y = _five_class_batch()
+    every_step = _seeded_run(attack, model, x, y)
     monkeypatch.setattr(apgd_module, "_compact_every", lambda device: 7)
-    later = run()
+    later = _seeded_run(attack, model, x, y)
     assert 0.1 < _accuracy(model, later, y) < 0.9
     torch.testing.assert_close(later, every_step, atol=1e-6, rtol=0.0)
 
@@ -229,22 +234,12 @@ def test_dropping_finished_examples_later_changes_nothing(monkeypatch, attack) -
 @pytest.mark.parametrize("attack", ["ce", "targeted"])
 def test_tiles_equal_one_batch(monkeypatch, attack) -> None:
     """The random start is drawn for the whole batch, then tiles of 7 are iterated."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 5)).eval()
-    with torch.no_grad():
-        model[1].weight.mul_(4)
-    x = torch.rand(30, 1, 4, 4)
-    y = model(x).argmax(dim=1).detach()
+    model, x, y = _five_class_batch()
     y[3] = (y[3] + 1) % 5  # misclassified from the start
-
-    def run(tile: int) -> torch.Tensor:
-        monkeypatch.setattr(apgd_module, "tile_size", lambda x, given: tile)
-        gen = torch.Generator().manual_seed(0)
-        if attack == "targeted":
-            return apgd_targeted(model, x, y, norm="inf", eps=0.05, steps=12, generator=gen)
-        return apgd(model, x, y, norm="2", eps=0.3, steps=30, generator=gen)
-
-    whole, tiled = run(len(x)), run(7)
+    monkeypatch.setattr(apgd_module, "tile_size", lambda x, given: len(x))
+    whole = _seeded_run(attack, model, x, y)
+    monkeypatch.setattr(apgd_module, "tile_size", lambda x, given: 7)
+    tiled = _seeded_run(attack, model, x, y)
     assert 0.1 < _accuracy(model, tiled, y) < 0.9
     torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0.0)
     assert torch.equal(tiled[3], x[3])
