@@ -50,11 +50,13 @@ class Column:
         key: the cell's key in :meth:`Table.run_row`'s result (lower case, no spaces).
         label: the header in ``results.md``.
         unit: ``"%"`` (a share in [0, 1], printed as a percentage) or ``""`` (a number).
+        signed: print a ``+`` before a positive value (a column of differences).
     """
 
     key: str
     label: str
     unit: str = "%"
+    signed: bool = False
 
     def __post_init__(self) -> None:
         if not _KEY.match(self.key):
@@ -62,11 +64,17 @@ class Column:
         check_choice("unit", self.unit, ("%", ""))
 
     def format(self, value: float | None, std: float | None = None) -> str:
-        """``value`` (and ``± std``) as the table prints it; ``"-"`` for a missing cell."""
+        """``value`` (and ``± std``) as the table prints it; ``"-"`` for a missing cell.
+
+        Example:
+            >>> Column("gain", "gain", signed=True).format(0.0123, 0.004)
+            '+1.2 ± 0.4'
+        """
         if value is None:
             return "-"
         scale, digits = (100.0, 1) if self.unit == "%" else (1.0, 3)
-        text = f"{value * scale:.{digits}f}"
+        sign = "+" if self.signed else ""
+        text = f"{value * scale:{sign}.{digits}f}"
         return text if std is None else f"{text} ± {std * scale:.{digits}f}"
 
 

@@ -432,7 +432,7 @@ class XieTable(Table):
         Column("pgd10", "PGD-10"),
         Column("pgd100", "PGD-100"),
         Column("worst", "worst case"),
-        Column("clean_delta", "clean Δ vs clean baseline"),
+        Column("clean_delta", "clean Δ vs clean baseline", signed=True),
     )
 
     def jobs(self, ctx: TableContext) -> list[RowJob]:
@@ -476,6 +476,8 @@ class XieTable(Table):
             else f"every feature map ({', '.join(setup['all'])}: the small CNN has no "
             "residual blocks, so after each conv block's ReLU and after each stage)"
         )
+        names = ev["suite_backends"]
+        backends = f"the {' and '.join(names)} backend{'s' if len(names) > 1 else ''}"
         stages = (
             "each stage"
             if setup["stages"] == "stages"
@@ -495,8 +497,8 @@ class XieTable(Table):
             f"PGD-10/100 with step eps/16 (Xie's 1/16), random start, native backend, targeted "
             "to a random wrong label per image (accuracy = still the true label, as Xie "
             "report) or untargeted; worst case = every attack of the row together with the "
-            f"default suite: PGD-20 (step eps/8, random start) through "
-            f"{', '.join(ev['suite_backends'])}, APGD-CE and APGD-T ({ev['apgd_steps']} steps, "
+            f"default suite: PGD-20 (step eps/8, random start) through {backends}, "
+            f"APGD-CE and APGD-T ({ev['apgd_steps']} steps, "
             f"{ev['target_classes']} targets). Seeds: >= {NOISE_SEEDS} for the baselines and "
             f"the non-local row, {ctx.seeds} for the others; clean Δ paired with the clean "
             "baseline of the same seed."

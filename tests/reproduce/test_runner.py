@@ -204,6 +204,12 @@ def test_row_jobs_and_columns_are_checked() -> None:
         Column("a", "A", unit="px")
     assert Column("a", "A").format(0.1234, 0.01) == "12.3 ± 1.0"
     assert Column("a", "A", unit="").format(0.1234) == "0.123"
+    signed = Column("d", "D", signed=True)
+    assert (signed.format(0.006), signed.format(-0.006), signed.format(None)) == (
+        "+0.6",
+        "-0.6",
+        "-",
+    )
 
 
 @pytest.mark.parametrize(
