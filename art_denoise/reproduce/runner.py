@@ -9,7 +9,8 @@ Layout of ``out``::
     out/*.png                   the table's figures
 
 A row is finished when its ``row.json`` exists; a resumed run reuses it if its config is
-the row's config today, and refuses to mix settings otherwise. A row killed before its
+the row's config today, and refuses to mix settings otherwise. Every finished row's record
+is read and checked before any row runs. A row killed before its
 ``row.json`` was written runs again (from its training checkpoint where the table keeps
 one); every row is seeded, so a resumed run's results equal an uninterrupted run's. A
 row's ``seconds`` are those of the attempt that finished it.
@@ -116,7 +117,10 @@ def reproduce(
     out = Path(out)
     jobs = table.jobs(ctx)
     _check_manifest(out, _manifest(table, ctx))
-    results = [_run_job(table, job, ctx, out) for job in jobs]
+    # every finished row is read and checked before any row runs: a bad record found after
+    # hours of training would end the run without its results
+    finished = {job.key: _read_finished(table, job, out) for job in jobs}
+    results = [_run_job(table, job, ctx, out, finished[job.key]) for job in jobs]
     return _write_results(table, ctx, results, out)
 
 
@@ -158,34 +162,72 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
-def _run_job(table: Table, job: RowJob, ctx: TableContext, out: Path) -> RowResult:
-    """The row's result: read from its ``row.json`` if finished, else run (and written)."""
+def _read_finished(table: Table, job: RowJob, out: Path) -> RowResult | None:
+    """The row's result from its ``row.json``, or ``None`` if the row has not finished.
+
+    Raises:
+        ValueError: the record is not JSON, was run with another config than the row's
+            today, or holds cells, seconds, a machine or a date that a finished row of
+            this table cannot have; the message names the file.
+    """
+    done = out / "rows" / job.key / ROW_FILE
+    if not done.exists():
+        return None
+    try:
+        record = json.loads(done.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{done} is not a finished row's record: {err}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{done} is not a finished row's record: a JSON object was expected")
+    if record.get("config_sha256") != config_digest(job.config):
+        raise ValueError(
+            f"{done} was run with another config than today's row {job.row!r}; "
+            "choose another out directory"
+        )
+    cells, extra, seconds = record.get("cells"), record.get("extra", {}), record.get("seconds")
+    keys = {c.key for c in table.columns}
+    if not isinstance(cells, dict) or not set(cells) <= keys:
+        raise ValueError(f"{done}: 'cells' must map column keys ({', '.join(sorted(keys))})")
+    for key, value in cells.items():
+        ok = value is None or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+        if not ok:
+            raise ValueError(f"{done}: cell {key!r} is {value!r}, not a finite number or null")
+    if not isinstance(extra, dict):
+        raise ValueError(f"{done}: 'extra' must be a JSON object, got {type(extra).__name__}")
+    if (
+        not isinstance(seconds, (int, float))
+        or isinstance(seconds, bool)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise ValueError(f"{done}: 'seconds' is {seconds!r}, not a finite number >= 0")
+    for name in ("machine", "finished"):
+        if not isinstance(record.get(name), (str, type(None))):
+            raise ValueError(f"{done}: {name!r} must be a string, got {record.get(name)!r}")
+    return RowResult(
+        job, cells, extra, float(seconds), record.get("machine"), record.get("finished")
+    )
+
+
+def _run_job(
+    table: Table, job: RowJob, ctx: TableContext, out: Path, finished: RowResult | None
+) -> RowResult:
+    """The row's result: ``finished`` (read from its ``row.json``), else run and written."""
+    if finished is not None:
+        if ctx.progress:
+            print(f"{table.name}: {job.key} finished earlier, reused")
+        return finished
     row_dir = out / "rows" / job.key
     done = row_dir / ROW_FILE
     digest = config_digest(job.config)
-    if done.exists():
-        record = json.loads(done.read_text())
-        if record.get("config_sha256") != digest:
-            raise ValueError(
-                f"{done} was run with another config than today's row {job.row!r}; "
-                "choose another out directory"
-            )
-        if ctx.progress:
-            print(f"{table.name}: {job.key} finished earlier, reused")
-        return RowResult(
-            job,
-            record["cells"],
-            record.get("extra", {}),
-            record["seconds"],
-            record.get("machine"),
-            record.get("finished"),
-        )
     row_dir.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     result = table.run_row(job, ctx, row_dir)
     seconds = time.perf_counter() - tic
     _check_cells(table, job, result.cells)
-    record = {
+    record: dict[str, Any] = {
         "row": job.row,
         "label": job.label,
         "seed": job.seed,

@@ -182,6 +182,38 @@ def test_a_row_whose_config_changed_is_not_reused(fake, tmp_path: Path) -> None:
         _run(tmp_path / "run")
 
 
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda r: "{not json", "not a finished row's record: Expecting"),
+        (lambda r: "[1, 2]", "a JSON object was expected"),
+        (lambda r: {**r, "cells": {**r["cells"], "clean": "0.5"}}, "cell 'clean' is '0.5'"),
+        (lambda r: {**r, "cells": {**r["cells"], "clean": True}}, "cell 'clean' is True"),
+        (lambda r: {**r, "cells": {**r["cells"], "robust": 0.1}}, "'cells' must map column keys"),
+        (lambda r: {**r, "cells": [0.5]}, "'cells' must map column keys"),
+        (lambda r: {**r, "seconds": -1.0}, "'seconds' is -1.0"),
+        (lambda r: {**r, "seconds": None}, "'seconds' is None"),
+        (lambda r: {**r, "extra": [1]}, "'extra' must be a JSON object"),
+        (lambda r: {**r, "machine": 3}, "'machine' must be a string"),
+    ],
+)
+def test_a_bad_finished_row_is_refused_before_any_row_runs(
+    fake, tmp_path: Path, edit: Callable[[dict[str, Any]], Any], match: str
+) -> None:
+    _run(tmp_path / "run")
+    done = tmp_path / "run" / "rows" / "other-seed0" / "row.json"  # the last row
+    record = json.loads(done.read_text())
+    (tmp_path / "run" / "rows" / "base-seed0" / "row.json").unlink()  # a row left to run
+    bad = edit(record)
+    done.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+    fake.calls = []
+    with pytest.raises(ValueError, match=match) as err:
+        _run(tmp_path / "run")
+    assert str(done) in str(err.value)
+    assert fake.calls == []  # nothing trained before the bad record was found
+    assert not (tmp_path / "run" / "rows" / "base-seed0" / "row.json").exists()
+
+
 def test_a_foreign_directory_is_left_alone(fake, tmp_path: Path) -> None:
     out = tmp_path / "mine"
     out.mkdir()
