@@ -216,6 +216,16 @@ class AutoencoderTable(Table):
             for seed in range(ctx.seeds)
         ]
 
+    def depends_on(self, job: RowJob) -> tuple[str, ...]:
+        """An autoencoder row takes the classifier of the no-filter row of its seed, and the
+        seed's shared stack, which the first autoencoder row trains."""
+        if job.row == ROWS[0].row:
+            return ()
+        first = [RowJob(ROWS[0].row, "", job.seed).key]
+        if job.row != ROWS[1].row:
+            first.append(RowJob(ROWS[1].row, "", job.seed).key)
+        return tuple(first)
+
     def run_row(self, job: RowJob, ctx: TableContext, row_dir: Path) -> RowResult:
         s = SETTINGS[ctx.preset]
         spec = _row_spec(job.row)

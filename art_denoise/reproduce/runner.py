@@ -10,7 +10,12 @@ Layout of ``out``::
 
 A row is finished when its ``row.json`` exists; a resumed run reuses it if its config is
 the row's config today, and refuses to mix settings otherwise. Every finished row's record
-is read and checked before any row runs. A row killed before its
+is read and checked before any row runs.
+
+A row runs under a lock (``rows/<key>/.lock``, POSIX ``flock``), so the same command
+started twice on one directory never runs a row twice: the second process leaves each
+row the first holds to it and takes the next one, waits where it needs a row the other is
+running, and writes the same results once every row has finished. A row killed before its
 ``row.json`` was written runs again (from its training checkpoint where the table keeps
 one); every row is seeded, so a resumed run's results equal an uninterrupted run's. A
 row's ``seconds`` are those of the attempt that finished it.
@@ -28,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from art_denoise._files import atomic_write_files, atomic_write_text
+from art_denoise._files import atomic_write_files, atomic_write_text, exclusive_lock
 from art_denoise._torch import describe_machine, resolve_device
 from art_denoise._validation import check_choice, check_positive_int
 from art_denoise.reproduce.table import (
@@ -54,6 +59,10 @@ ROW_FILE = "row.json"
 #: The files of the results (besides the figures).
 RESULT_FILES = ("results.md", "results.json")
 _MANIFEST = "reproduce.json"
+#: The lock file of a row being run (``rows/<key>/.lock``).
+_LOCK = ".lock"
+#: Seconds between looks at rows that another process is running.
+POLL_SECONDS = 30.0
 _FORMAT = "art-denoise/reproduce/1"
 
 
@@ -120,8 +129,78 @@ def reproduce(
     # every finished row is read and checked before any row runs: a bad record found after
     # hours of training would end the run without its results
     finished = {job.key: _read_finished(table, job, out) for job in jobs}
-    results = [_run_job(table, job, ctx, out, finished[job.key]) for job in jobs]
+    results = _run_jobs(table, jobs, ctx, out, finished)
     return _write_results(table, ctx, results, out)
+
+
+def _run_jobs(
+    table: Table,
+    jobs: Sequence[RowJob],
+    ctx: TableContext,
+    out: Path,
+    finished: Mapping[str, RowResult | None],
+) -> list[RowResult]:
+    """Every job's result, running the unfinished ones in table order.
+
+    A row is run under a lock on ``rows/<key>/.lock``; a row locked by another process
+    (the same command started twice on this directory) is left to it, and so is a row
+    whose :meth:`~Table.depends_on` rows have not finished. When every row left is in
+    another process's hands, this one waits (polling every :data:`POLL_SECONDS`) and
+    reads their ``row.json`` once they are written. A process that dies drops its locks,
+    so its rows are then run here.
+    """
+    order = {job.key: i for i, job in enumerate(jobs)}
+    for job in jobs:
+        for key in table.depends_on(job):
+            if order.get(key, len(jobs)) >= order[job.key]:
+                raise RuntimeError(f"{job.key} depends on {key}, which is not a row before it")
+    results: dict[str, RowResult | None] = dict(finished)
+    pending = [job for job in jobs if results[job.key] is None]
+    busy: set[str] = set()
+    waiting = False
+    while pending:
+        ran = _next_job(table, pending, results, ctx, out, busy)
+        if ran is None:
+            if ctx.progress and not waiting:
+                keys = ", ".join(j.key for j in pending)
+                print(f"{table.name}: waiting for rows run by another process ({keys})")
+            waiting = True
+            time.sleep(POLL_SECONDS)
+            for j in list(pending):
+                if (r := _read_finished(table, j, out)) is not None:
+                    results[j.key] = r
+                    pending.remove(j)
+            continue
+        waiting = False
+        pending.remove(ran)
+    return [r for job in jobs if (r := results[job.key]) is not None]
+
+
+def _next_job(
+    table: Table,
+    pending: Sequence[RowJob],
+    results: dict[str, RowResult | None],
+    ctx: TableContext,
+    out: Path,
+    busy: set[str],
+) -> RowJob | None:
+    """Run (or read, if another process finished it) the first pending job that is ready
+    and not locked; the job, or ``None`` if there is none. Keys found locked are added to
+    ``busy`` (each is reported once)."""
+    for job in pending:
+        if any(results.get(key) is None for key in table.depends_on(job)):
+            continue
+        row_dir = out / "rows" / job.key
+        row_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(row_dir / _LOCK) as held:
+            if not held:
+                if ctx.progress and job.key not in busy:
+                    print(f"{table.name}: {job.key} is run by another process; going on")
+                busy.add(job.key)
+                continue
+            results[job.key] = _run_job(table, job, ctx, out, _read_finished(table, job, out))
+        return job
+    return None
 
 
 def _manifest(table: Table, ctx: TableContext) -> dict[str, Any]:

@@ -228,6 +228,12 @@ class Table(ABC):
         """Train and attack one row at one seed; ``row_dir`` holds its checkpoint and
         model (a killed row resumes from its checkpoint)."""
 
+    def depends_on(self, job: RowJob) -> tuple[str, ...]:
+        """Keys of the rows (``<row>-seed<k>``) that must have finished before ``job``
+        runs: the runner never starts ``job`` earlier, also when another process runs
+        the same table into the same directory. They come before it in :meth:`jobs`."""
+        return ()
+
     @abstractmethod
     def setting(self, ctx: TableContext) -> str:
         """Our setting in words (dataset, model, training, attacks), for ``results.md``."""

@@ -444,6 +444,13 @@ class XieTable(Table):
             jobs += [RowJob(row.id, row.label, seed, config) for seed in range(seeds)]
         return jobs
 
+    def depends_on(self, job: RowJob) -> tuple[str, ...]:
+        """A clean-trained block row reads the clean baseline of its seed."""
+        row = _BY_ID[job.row]
+        if row.adversarial or row.filter is None:
+            return ()
+        return (RowJob("clean-baseline", "", job.seed).key,)
+
     def run_row(self, job: RowJob, ctx: TableContext, row_dir: Path) -> RowResult:
         config = job.config
         row = _BY_ID[job.row]

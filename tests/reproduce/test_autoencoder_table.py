@@ -20,7 +20,7 @@ from art_denoise.reproduce.autoencoder_table import (
     gain_noise,
     state_sha256,
 )
-from art_denoise.reproduce.table import TableContext
+from art_denoise.reproduce.table import RowJob, TableContext
 
 THROUGH = ("fgsm-transfer", "fgsm", "fgsm-eot", "pgd-eot", "apgd-eot", "bpda-eot")
 
@@ -161,3 +161,10 @@ def test_jobs_pin_every_setting() -> None:
         assert j.config["classifier"]["seed"] == j.seed
     assert SETTINGS["full"].apgd_steps == 100 and SETTINGS["full"].eot == 20
     assert table.default_dataset("full") == "fashion-mnist"
+
+
+def test_an_autoencoder_row_waits_for_the_classifier_and_the_shared_stack() -> None:
+    table = get_table("autoencoder")
+    assert table.depends_on(RowJob("none", "", 1)) == ()
+    assert table.depends_on(RowJob("ae1-det", "", 1)) == ("none-seed1",)
+    assert table.depends_on(RowJob("ae3", "", 2)) == ("none-seed2", "ae1-det-seed2")

@@ -3,7 +3,9 @@ written whole. A fake table (cheap, deterministic rows) stands in for the real o
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from art_denoise._files import exclusive_lock
 from art_denoise.cli.main import main
 from art_denoise.reproduce import Column, RowJob, RowResult, Table, TableContext, runner
 
@@ -25,10 +28,14 @@ class FakeTable(Table):
     calls: ClassVar[list[str]] = []
     interrupt_at: ClassVar[str | None] = None
     knob: ClassVar[int] = 1
+    deps: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def jobs(self, ctx: TableContext) -> list[RowJob]:
         a = [RowJob("base", "baseline", s, {"knob": self.knob}) for s in range(3)]
         return [*a, RowJob("other", "other row", 0, {"k": 2})]
+
+    def depends_on(self, job: RowJob) -> tuple[str, ...]:
+        return self.deps.get(job.key, ())
 
     def run_row(self, job: RowJob, ctx: TableContext, row_dir: Path) -> RowResult:
         if job.key == self.interrupt_at:
@@ -61,6 +68,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeTable]]:
     FakeTable.calls = []
     FakeTable.interrupt_at = None
     FakeTable.knob = 1
+    FakeTable.deps = {}
     monkeypatch.setattr(runner, "get_table", lambda name: FakeTable())
     yield FakeTable
 
@@ -212,6 +220,46 @@ def test_a_bad_finished_row_is_refused_before_any_row_runs(
     assert str(done) in str(err.value)
     assert fake.calls == []  # nothing trained before the bad record was found
     assert not (tmp_path / "run" / "rows" / "base-seed0" / "row.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("deps", "events"),
+    [
+        ({}, ["base-seed0", "base-seed2", "other-seed0", "wait"]),
+        # "other" needs base-seed1, which the other process is running: it waits for it
+        ({"other-seed0": ("base-seed1",)}, ["base-seed0", "base-seed2", "wait", "other-seed0"]),
+    ],
+)
+def test_a_row_another_process_runs_is_left_to_it_and_read_when_it_is_written(
+    fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deps: dict, events: list[str]
+) -> None:
+    whole = _run(tmp_path / "whole")
+    out = tmp_path / "run"
+    fake.interrupt_at = "base-seed0"  # a killed run: the manifest and an unlocked .lock
+    with pytest.raises(KeyboardInterrupt):
+        _run(out)
+    fake.interrupt_at, fake.deps, fake.calls = None, deps, []
+    theirs = out / "rows" / "base-seed1"
+    theirs.mkdir(parents=True)
+    other_process = contextlib.ExitStack()
+    assert other_process.enter_context(exclusive_lock(theirs / ".lock"))
+
+    def sleep(seconds: float) -> None:  # the other process writes its row, then exits
+        fake.calls.append("wait")
+        shutil.copy(tmp_path / "whole" / "rows" / "base-seed1" / "row.json", theirs)
+        other_process.close()
+
+    monkeypatch.setattr(runner.time, "sleep", sleep)
+    content = _run(out)
+    assert fake.calls == events  # base-seed1 was never run here
+    assert _without_seconds(content) == _without_seconds(whole)
+
+
+def test_a_dependency_must_be_a_row_before_it(fake, tmp_path: Path) -> None:
+    fake.deps = {"base-seed0": ("other-seed0",)}
+    with pytest.raises(RuntimeError, match="base-seed0 depends on other-seed0"):
+        _run(tmp_path / "run")
+    assert fake.calls == []
 
 
 def test_a_foreign_directory_is_left_alone(fake, tmp_path: Path) -> None:

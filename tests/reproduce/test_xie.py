@@ -318,3 +318,17 @@ def test_model_recipe_denoise_options_reach_the_filter() -> None:
         ModelRecipe(denoise_options={"kernel_size": 3})
     with pytest.raises(TypeError, match="must be a dict"):
         ModelRecipe(denoise="mean", denoise_options=[("kernel_size", 3)])  # type: ignore[arg-type]
+
+
+def test_a_clean_block_row_waits_for_the_clean_baseline_of_its_seed() -> None:
+    table = X.XieTable()
+    assert table.depends_on(RowJob("clean-median", "", 2)) == ("clean-baseline-seed2",)
+    for row in ("clean-baseline", "baseline", "median", "all-nonlocal"):
+        assert table.depends_on(RowJob(row, "", 1)) == ()
+    x, y = np.zeros((2, 1, 28, 28), np.float32), np.array([0, 1])
+    ctx = TableContext("full", "fashion-mnist", None, 1, torch.device("cpu"))
+    ctx._data = Dataset("fashion-mnist", x, y, x, y, num_classes=10)  # shapes only
+    keys = [job.key for job in table.jobs(ctx)]
+    for i, key in enumerate(keys):  # the runner needs each dependency earlier
+        job = RowJob(key.rsplit("-seed", 1)[0], "", int(key.rsplit("-seed", 1)[1]))
+        assert all(dep in keys[:i] for dep in table.depends_on(job))
