@@ -263,16 +263,11 @@ def _read_finished(table: Table, job: RowJob, out: Path) -> RowResult | None:
             f"{done} was run with another config than today's row {job.row!r}; "
             "choose another out directory"
         )
-    cells, extra, seconds = record.get("cells"), record.get("extra", {}), record.get("seconds")
-    keys = {c.key for c in table.columns}
-    if not isinstance(cells, dict) or not set(cells) <= keys:
-        raise ValueError(f"{done}: 'cells' must map column keys ({', '.join(sorted(keys))})")
-    for key, value in cells.items():
-        ok = value is None or (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        )
-        if not ok:
-            raise ValueError(f"{done}: cell {key!r} is {value!r}, not a finite number or null")
+    cells: Any = record.get("cells")
+    extra, seconds = record.get("extra", {}), record.get("seconds")
+    problem = _cells_problem(table, cells)
+    if problem:
+        raise ValueError(f"{done}: {problem}")
     if not isinstance(extra, dict):
         raise ValueError(f"{done}: 'extra' must be a JSON object, got {type(extra).__name__}")
     if (
@@ -357,14 +352,23 @@ def command_line(table: Table, ctx: TableContext, out: Path) -> str:
     return shlex.join(parts)
 
 
-def _check_cells(table: Table, job: RowJob, cells: Mapping[str, float | None]) -> None:
+def _cells_problem(table: Table, cells: Any) -> str | None:
+    """What is wrong with a row's ``cells`` (a run's result or a read ``row.json``), or
+    ``None``: they must map column keys to finite numbers or ``None``."""
     keys = {c.key for c in table.columns}
-    unknown = set(cells) - keys
-    if unknown:
-        raise RuntimeError(f"row {job.key} returned cells of no column: {sorted(unknown)}")
+    if not isinstance(cells, Mapping) or not set(cells) <= keys:
+        return f"'cells' must map column keys ({', '.join(sorted(keys))})"
     for key, value in cells.items():
-        if value is not None and not math.isfinite(value):
-            raise RuntimeError(f"row {job.key} returned a non-finite {key}: {value}")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (number and math.isfinite(value)):
+            return f"cell {key!r} is {value!r}, not a finite number or null"
+    return None
+
+
+def _check_cells(table: Table, job: RowJob, cells: Mapping[str, float | None]) -> None:
+    problem = _cells_problem(table, cells)
+    if problem:
+        raise RuntimeError(f"row {job.key} returned bad cells: {problem}")
 
 
 def _aggregate(table: Table, results: Sequence[RowResult]) -> list[dict[str, Any]]:

@@ -255,6 +255,21 @@ def test_a_row_another_process_runs_is_left_to_it_and_read_when_it_is_written(
     assert _without_seconds(content) == _without_seconds(whole)
 
 
+def test_a_row_that_returns_a_non_finite_cell_is_not_recorded(
+    fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_row = FakeTable.run_row
+
+    def nan_row(self: FakeTable, job: RowJob, ctx: TableContext, row_dir: Path) -> RowResult:
+        result = run_row(self, job, ctx, row_dir)
+        return RowResult(job, {**result.cells, "clean": float("nan")}, result.extra, 0.0)
+
+    monkeypatch.setattr(FakeTable, "run_row", nan_row)
+    with pytest.raises(RuntimeError, match="base-seed0 returned bad cells: cell 'clean' is nan"):
+        _run(tmp_path / "run")
+    assert not (tmp_path / "run" / "rows" / "base-seed0" / "row.json").exists()
+
+
 def test_a_dependency_must_be_a_row_before_it(fake, tmp_path: Path) -> None:
     fake.deps = {"base-seed0": ("other-seed0",)}
     with pytest.raises(RuntimeError, match="base-seed0 depends on other-seed0"):
