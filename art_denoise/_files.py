@@ -58,13 +58,14 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
+def exclusive_lock(path: str | os.PathLike[str], *, wait: bool = False) -> Iterator[bool]:
     """Hold an advisory lock on ``path`` (created if missing) while the block runs.
 
     Yields ``True`` with the lock held, or ``False`` at once, without waiting, when another
-    process holds it. The lock is POSIX ``flock``: the kernel drops it when the block ends
-    or the process dies, so a killed process leaves no stale lock behind. Where ``fcntl``
-    does not exist (Windows) it yields ``True`` without locking.
+    process holds it; with ``wait=True`` it waits for the lock and always yields ``True``.
+    The lock is POSIX ``flock``: the kernel drops it when the block ends or the process
+    dies, so a killed process leaves no stale lock behind. Where ``fcntl`` does not exist
+    (Windows) it yields ``True`` without locking.
 
     Example:
         >>> import tempfile
@@ -81,7 +82,7 @@ def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             held = True
         except BlockingIOError:
             held = False

@@ -253,12 +253,26 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_out_dir(
-    out: Path, *, writes: Sequence[str] = (), overwrite: bool = False, flag: str = "--out"
+    out: Path,
+    *,
+    writes: Sequence[str] = (),
+    overwrite: bool = False,
+    flag: str = "--out",
+    overwrite_flag: str | None = "--overwrite",
 ) -> Path:
     """``--out``: a directory that can be created and written, whose files may be replaced.
 
     Creates nothing. The files in ``writes`` that already exist there are kept unless
     ``overwrite`` (``--overwrite``) is given.
+
+    Args:
+        out: the directory.
+        writes: the files the command writes there.
+        overwrite: whether they may be replaced.
+        flag: the option's name, for the messages.
+        overwrite_flag: the command's option that allows replacing them, named in the
+            message; ``None`` for a command without one (``train``), whose message says
+            to choose another ``flag`` or move the files away.
 
     Raises:
         ValueError: ``out`` is a file or under one, cannot be written, holds a directory
@@ -280,8 +294,10 @@ def check_out_dir(
                 f"{flag} {str(out)!r} holds {name!r} as something other than a file; move it away"
             )
     if existing and not overwrite:
-        raise ValueError(
-            f"{flag} {str(out)!r} already holds {', '.join(existing)}; pass --overwrite to "
-            f"replace them, or choose another {flag}"
+        advice = (
+            f"pass {overwrite_flag} to replace them, or choose another {flag}"
+            if overwrite_flag is not None
+            else f"choose another {flag} or move those files away"
         )
+        raise ValueError(f"{flag} {str(out)!r} already holds {', '.join(existing)}; {advice}")
     return out

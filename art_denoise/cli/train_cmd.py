@@ -344,7 +344,8 @@ def validate_autoencoder(args: argparse.Namespace) -> Path:
     _check_method_needs(args)
     check_data_options(args)
     check_device(args.device)
-    return check_out_dir(args.out, writes=_train_autoencoder.AUTOENCODER_FILES)
+    # train has no --overwrite: the message must not advise one
+    return check_out_dir(args.out, writes=_train_autoencoder.AUTOENCODER_FILES, overwrite_flag=None)
 
 
 def validate(args: argparse.Namespace) -> tuple[TrainingRecipe, ModelRecipe, Path]:

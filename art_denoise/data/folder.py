@@ -6,8 +6,12 @@ holds ``train/`` and ``test/``, each with the same class folders (other folders 
 them, such as ``val/``, are not read), or it holds the class folders directly and each
 class is split in a seeded, stratified way: ``round(test_fraction * n)`` of its ``n``
 images (at most ``n - 1``) go to the test split. Images in sub-folders of a class folder
-belong to that class. Each split comes in a seeded random order, so its first images
-(``n_train`` / ``n_test`` of :func:`art_denoise.data.load_dataset`) mix the classes.
+belong to that class. Symbolic links to folders are followed wherever they are (a class
+folder or a sub-folder of one may be a link); a folder reached twice (a link loop, or
+two links to one folder, even across classes or splits) is an error naming both paths,
+since its images would count more than once. Each split comes in a seeded random order,
+so its first images (``n_train`` / ``n_test`` of :func:`art_denoise.data.load_dataset`)
+mix the classes.
 
 What is read:
 
@@ -17,10 +21,14 @@ What is read:
   something else under an image name (an EPS, which Pillow would hand to Ghostscript)
   is refused, never interpreted. Images larger than ``PIL.Image.MAX_IMAGE_PIXELS``
   (decompression bombs) are refused too.
-- Hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``), ``Thumbs.db`` and
-  annotation files (``.txt``, ``.csv``, ``.json``, ``.md``, ``.xml``, ``.yaml``,
-  ``.yml``; GTSRB ships a ``GT-*.csv`` in each class folder) are skipped. Any other
-  file is an error naming it: data is never dropped without a word.
+- Hidden files and folders (any name starting with ``.``, image names included:
+  ``.DS_Store``, ``.ipynb_checkpoints``, macOS's AppleDouble ``._0001.png``, a
+  ``.preview.png``), ``Thumbs.db`` and annotation files (``.txt``, ``.csv``, ``.json``,
+  ``.md``, ``.xml``, ``.yaml``, ``.yml``; GTSRB ships a ``GT-*.csv`` in each class
+  folder) are skipped. Any other file is an error naming it: data is never dropped
+  without a word. Image files lying next to the class folders (directly in ``DIR``, in
+  ``train/`` or ``test/``, or in ``DIR`` beside ``train/`` and ``test/``) belong to no
+  class and are an error naming them too, as is a folder that cannot be listed.
 - Grey images (modes ``1``, ``L``, ``LA``) give one channel, colour ones (``RGB``,
   ``RGBA``, palette, ``CMYK``, ...) three; an alpha channel is dropped, not
   composited. A mix gives three channels unless ``channels`` says otherwise (colour to
@@ -40,7 +48,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
@@ -125,7 +133,9 @@ def load_folder(
         TypeError: an option has the wrong type.
         DatasetNotFoundError: ``path`` is not a directory.
         DataError: fewer than two class folders, an empty class folder, a file that is
-            not an image, images of different sizes without ``image_size``, or a split
+            not an image, image files next to the class folders, a folder that cannot
+            be listed or is reached twice through symbolic links (a loop, or two links
+            to one folder), images of different sizes without ``image_size``, or a split
             that leaves the test set empty.
 
     Example:
@@ -205,8 +215,26 @@ def _check_image_size(image_size: object) -> tuple[int, int] | None:
 
 
 # ------------------------------------------------------------------- listing
+#: Each folder listed so far, by identity ``(st_dev, st_ino)``, and the path it was reached by.
+_Seen = dict[tuple[int, int], Path]
+
+
+def _hidden(name: str) -> bool:
+    """Hidden files and folders (a name starting with ``.``) are never read."""
+    return name.startswith(".")
+
+
 def _visible_dirs(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in directory.iterdir() if p.is_dir() and not _hidden(p.name))
+
+
+def _loose_images(directory: Path) -> list[Path]:
+    """The files with an image name directly in ``directory`` (hidden ones not), sorted."""
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if not _hidden(p.name) and p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir()
+    )
 
 
 def _list_files(root: Path) -> tuple[tuple[str, ...], list[_Labelled], list[_Labelled]]:
@@ -218,9 +246,11 @@ def _list_files(root: Path) -> tuple[tuple[str, ...], list[_Labelled], list[_Lab
             f"{root} has {one}/ but no {other}/: give both, each with one folder per class, "
             "or put the class folders directly in it"
         )
+    seen: _Seen = {}
     if not has["train"]:
         classes = _class_folders(root)
-        return tuple(c.name for c in classes), _labelled(classes), []
+        return tuple(c.name for c in classes), _labelled(classes, seen), []
+    _refuse_loose_images(root, "train/ and test/")
     train, test = _class_folders(root / "train"), _class_folders(root / "test")
     names = tuple(c.name for c in train)
     if names != tuple(c.name for c in test):
@@ -230,35 +260,58 @@ def _list_files(root: Path) -> tuple[tuple[str, ...], list[_Labelled], list[_Lab
             f"{root}: train/ and test/ must hold the same class folders; only in train/: "
             f"{only_train or 'none'}, only in test/: {only_test or 'none'}"
         )
-    return names, _labelled(train), _labelled(test)
+    return names, _labelled(train, seen), _labelled(test, seen)
 
 
 def _class_folders(directory: Path) -> list[Path]:
     classes = _visible_dirs(directory)
     if len(classes) >= 2:
+        _refuse_loose_images(directory, "the class folders")
         return classes
     if classes:
         raise DataError(
             f"{directory} holds one class folder ({classes[0].name!r}); a classifier needs "
             "at least two, one sub-folder of images per class"
         )
-    loose = sum(1 for p in directory.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    loose = len(_loose_images(directory))
     hint = (
         f" (it holds {loose} image file(s) directly: point at the folder above it)" if loose else ""
     )
     raise DataError(f"{directory} has no class folders: expected one sub-folder per class{hint}")
 
 
-def _labelled(classes: list[Path]) -> list[_Labelled]:
-    return [(file, label) for label, folder in enumerate(classes) for file in _images(folder)]
+def _refuse_loose_images(directory: Path, beside: str) -> None:
+    """An error naming the image files (the first three) directly in ``directory``."""
+    loose = _loose_images(directory)
+    if not loose:
+        return
+    shown = ", ".join(p.name for p in loose[:3])
+    more = f" and {len(loose) - 3} more" if len(loose) > 3 else ""
+    raise DataError(
+        f"{directory} holds {len(loose)} image file(s) next to {beside}, which would not be "
+        f"read: {shown}{more}; images must be inside class folders: move them into their "
+        "class folder, or out of this folder"
+    )
 
 
-def _images(folder: Path) -> list[Path]:
-    """The image files under ``folder``, sorted; an error for an unknown kind of file."""
+def _labelled(classes: list[Path], seen: _Seen) -> list[_Labelled]:
+    return [(file, label) for label, folder in enumerate(classes) for file in _images(folder, seen)]
+
+
+def _images(folder: Path, seen: _Seen) -> list[Path]:
+    """The image files under ``folder``, sorted; an error for an unknown kind of file.
+
+    Links to folders are followed. Every folder listed is recorded in ``seen``: one
+    reached again (a link loop, or two links to one folder) is an error, as is a folder
+    that cannot be listed.
+    """
     found: list[Path] = []
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for current, dirs, files in os.walk(folder, onerror=_unreadable, followlinks=True):
+        _visit(Path(current), seen)
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
         for name in sorted(files):
+            if _hidden(name):
+                continue
             suffix = os.path.splitext(name)[1].lower()
             if suffix in IMAGE_EXTENSIONS:
                 found.append(Path(current) / name)
@@ -272,8 +325,40 @@ def _images(folder: Path) -> list[Path]:
     return found
 
 
+def _visit(directory: Path, seen: _Seen) -> None:
+    """Record ``directory`` in ``seen``; an error naming both paths if it is there already."""
+    try:
+        info = directory.stat()
+    except OSError as exc:
+        raise DataError(f"folder {directory} cannot be read ({_first_line(exc)})") from None
+    key = (info.st_dev, info.st_ino)
+    first = seen.get(key)
+    if first is None:
+        seen[key] = directory
+        return
+    what = (
+        "a symbolic link loop"
+        if directory.is_relative_to(first)
+        else "one folder reached twice through symbolic links"
+    )
+    raise DataError(
+        f"{directory} is the same folder as {first} ({what}): its images would be read "
+        "more than once; remove the link"
+    )
+
+
+def _unreadable(error: OSError) -> NoReturn:
+    """``os.walk``'s ``onerror``: a folder that cannot be listed is an error, never skipped."""
+    where = error.filename if error.filename is not None else "a folder in the class folders"
+    reason = error.strerror or _first_line(error)
+    raise DataError(
+        f"folder {where} cannot be read ({reason}), so its images would be left out; "
+        "fix its permissions or move it out of the class folder"
+    ) from None
+
+
 def _skipped(name: str, suffix: str) -> bool:
-    return name.startswith(".") or name.lower() in _SKIPPED_NAMES or suffix in METADATA_EXTENSIONS
+    return name.lower() in _SKIPPED_NAMES or suffix in METADATA_EXTENSIONS
 
 
 # ---------------------------------------------------------------- decoding

@@ -29,10 +29,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from art_denoise._files import atomic_write_text, atomic_write_with, sha256_file
+from art_denoise._files import atomic_write_bytes, atomic_write_text, sha256_file
 from art_denoise.models.transforms import MODEL_TRANSFORMS, get_transform, record_transform
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "record_transform",
     "save_model",
     "write_description",
+    "write_weights",
 ]
 
 MODEL_SCHEMA = "art-denoise/model/2"
@@ -112,14 +114,37 @@ def nonfinite_tensor(tensors: Mapping[str, torch.Tensor]) -> str | None:
     return None
 
 
-def write_description(path: Path, description: dict[str, Any]) -> None:
+def write_weights(path: Path, tensors: Mapping[str, torch.Tensor], *, schema: str) -> str:
+    """Write ``tensors`` to ``path`` (safetensors, ``schema`` in its metadata) atomically.
+
+    Returns:
+        The SHA-256 of the bytes written, for :func:`write_description`: hashed before
+        they reach the disk, so it is this call's weights' hash even if another process
+        replaces the file before the description is written (the pair is then refused
+        when loaded, not silently mixed).
+    """
+    data = safetensors_bytes(dict(tensors), metadata={"schema": schema})
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_description(
+    path: Path, description: dict[str, Any], *, sha256: str | None = None
+) -> None:
     """Write ``description`` beside the weights ``path``, with both hashes, atomically.
+
+    Args:
+        path: the weights file.
+        description: the fields to write (the hashes are added).
+        sha256: the hash of the weights the caller wrote (:func:`write_weights` returns
+            it). Without it the file at ``path`` is hashed as it is now, which is another
+            process's file if one replaced it since: savers pass it.
 
     Raises:
         ValueError: the description holds NaN or inf (not JSON).
         TypeError: the description is not JSON-able.
     """
-    full = {**description, "sha256": sha256_file(path)}
+    full = {**description, "sha256": sha256 if sha256 is not None else sha256_file(path)}
     full[DESCRIPTION_HASH] = description_digest(full)
     atomic_write_text(_json_path(path), json.dumps(full, indent=2, allow_nan=False) + "\n")
 
@@ -156,10 +181,8 @@ def save_model(
     bad = nonfinite_tensor(tensors)
     if bad is not None:
         raise ValueError(f"cannot save a model with non-finite weights: tensor {bad}")
-    atomic_write_with(
-        path, lambda tmp: save_file(tensors, str(tmp), metadata={"schema": MODEL_SCHEMA})
-    )
-    write_description(path, description)
+    digest = write_weights(path, tensors, schema=MODEL_SCHEMA)
+    write_description(path, description, sha256=digest)
     return path
 
 

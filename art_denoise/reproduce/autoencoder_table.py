@@ -340,25 +340,47 @@ def _autoencoder(
     The seed's deepest stack is trained once, in ``out/shared/autoencoders-seed<k>/``, and
     each row takes its first layers (``first_layers``): the layers are trained one after
     the other, so they are the stack a row of that depth would train itself.
-    """
-    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
 
+    A saved stack is reused only when it loads. A pair that does not (a run killed
+    between the weights and the JSON of a save, which leaves weights without their
+    description or beside an older one) is the run's own intermediate file, not a user's:
+    it is made again (trained, or taken from the seed's stack) and replaced, with a
+    progress message; every step is seeded, so the stack is the one the killed save wrote.
+    """
     device_type = "gpu" if ctx.device.type == "cuda" else "cpu"
     path = row_dir / AUTOENCODER_FILE
-    if path.exists():
-        pre = DenoisingAutoencoderPyTorch.load(path, device_type=device_type)
-    else:
+    pre = _load_saved(path, device_type, ctx, "taken again from the seed's stack")
+    if pre is None:
         shared = row_dir.parent.parent / "shared" / f"autoencoders-seed{seed}" / AUTOENCODER_FILE
-        if shared.exists():
-            deepest = DenoisingAutoencoderPyTorch.load(shared, device_type=device_type)
-        else:
+        deepest = _load_saved(shared, device_type, ctx, "trained again")
+        if deepest is None:
             deepest = _train_stack(max(r.layers for r in ROWS), s, ctx, seed, device_type)
             shared.parent.mkdir(parents=True, exist_ok=True)
-            deepest.save(shared)
+            deepest.save(shared)  # replaces a pair left by a killed save
         pre = deepest.first_layers(spec.layers)
         pre.save(path)
     pre.set_params(inference_noise=spec.noise)
     return pre
+
+
+def _load_saved(path: Path, device_type: str, ctx: TableContext, remedy: str) -> Any | None:
+    """The stack saved at ``path``; ``None`` when neither of its files is there, or when
+    they do not load (``ModelFileError``: a save killed between its two files), said in
+    a progress message ending in ``remedy`` (what the caller does instead)."""
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+    from art_denoise.models.io import ModelFileError
+
+    if not path.exists() and not path.with_suffix(".json").exists():
+        return None
+    try:
+        return DenoisingAutoencoderPyTorch.load(path, device_type=device_type)
+    except ModelFileError as err:
+        if ctx.progress:
+            print(
+                f"autoencoder: {path} does not load ({err}; a save killed between its "
+                f"two files leaves this): {remedy} and replaced"
+            )
+        return None
 
 
 #: The file of a row's (and the shared) autoencoder stack.

@@ -2,15 +2,20 @@
 
 Layout of ``out``::
 
-    out/reproduce.json          what was asked (table, preset, dataset, seeds): checked on resume
+    out/reproduce.json          what was asked (table, preset, dataset, seeds) and the data's
+                                fingerprint: checked on resume
+    out/.lock                   held while reproduce.json is checked or written
     out/rows/<row>-seed<k>/     the row's checkpoint, model and row.json (written last)
     out/results.md              the table: the source's numbers beside ours, our setting named
     out/results.json            every seed's cells, the means and standard deviations
     out/*.png                   the table's figures
 
 A row is finished when its ``row.json`` exists; a resumed run reuses it if its config is
-the row's config today, and refuses to mix settings otherwise. Every finished row's record
-is read and checked before any row runs.
+the row's config today, and refuses to mix settings otherwise; nor does it resume on other
+data (the loaded dataset's :meth:`~art_denoise.data.Dataset.fingerprint`, also when the
+same ``--data-path`` now holds other images). The data is loaded and checked before
+anything is written, and every finished row's record is read and checked before any row
+runs.
 
 A row runs under a lock (``rows/<key>/.lock``, POSIX ``flock``), so the same command
 started twice on one directory never runs a row twice: the second process leaves each
@@ -64,6 +69,8 @@ _LOCK = ".lock"
 #: Seconds between looks at rows that another process is running.
 POLL_SECONDS = 30.0
 _FORMAT = "art-denoise/reproduce/1"
+#: The manifest's record of the data (:meth:`~art_denoise.data.Dataset.fingerprint`).
+_DATA_KEY = "data_sha256"
 
 
 def get_table(name: str) -> Table:
@@ -100,14 +107,17 @@ def reproduce(
         seeds: seeds of the rows averaged over seeds (default: the preset's).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         progress: print a line per row and show progress bars.
-        dataset_options: more arguments of ``load_dataset`` (``image_size`` of a folder).
+        dataset_options: more arguments of ``load_dataset`` (``image_size`` of a folder;
+            an int N means (N, N)).
 
     Returns:
         The content of ``results.json``.
 
     Raises:
-        ValueError: an unknown table, preset or dataset, ``seeds`` < 1, or ``out`` holding
-            a run of other settings; all before anything is trained.
+        ValueError: an unknown table, preset or dataset, ``seeds`` < 1, data the loader
+            refuses, or ``out`` holding a run of other settings or other data; all before
+            anything is written into ``out`` or trained.
+        TypeError: ``dataset_options`` is not a mapping with string keys.
     """
     table = get_table(name)
     check_choice("preset", preset, PRESETS)
@@ -120,17 +130,22 @@ def reproduce(
         seeds=seeds if seeds is not None else table.default_seeds(preset),
         device=resolve_device(device),
         progress=progress,
-        dataset_options=dict(dataset_options or {}),
+        dataset_options=_dataset_options(dataset_options),
     )
     table.check(ctx)
     out = Path(out)
+    _check_out(out)
+    # the data is loaded (and checked) before anything is written into ``out``: a missing
+    # dataset or a folder the loader refuses must not leave a run directory behind that the
+    # corrected command could not resume
+    fingerprint = ctx.data().fingerprint()
     jobs = table.jobs(ctx)
-    _check_manifest(out, _manifest(table, ctx))
+    _check_manifest(out, _manifest(table, ctx, fingerprint))
     # every finished row is read and checked before any row runs: a bad record found after
     # hours of training would end the run without its results
     finished = {job.key: _read_finished(table, job, out) for job in jobs}
     results = _run_jobs(table, jobs, ctx, out, finished)
-    return _write_results(table, ctx, results, out)
+    return _write_results(table, ctx, results, out, fingerprint)
 
 
 def _run_jobs(
@@ -203,7 +218,21 @@ def _next_job(
     return None
 
 
-def _manifest(table: Table, ctx: TableContext) -> dict[str, Any]:
+def _dataset_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``options`` with an int ``image_size`` N written as (N, N), as the folder
+    loader reads it: one setting has one record in ``reproduce.json``."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise TypeError(f"dataset_options must be a mapping of names to values, got {options!r}")
+    out = dict(options)
+    size = out.get("image_size")
+    if isinstance(size, int) and not isinstance(size, bool):
+        out["image_size"] = (size, size)
+    return out
+
+
+def _manifest(table: Table, ctx: TableContext, fingerprint: str) -> dict[str, Any]:
     return {
         "format": _FORMAT,
         "table": table.name,
@@ -214,31 +243,66 @@ def _manifest(table: Table, ctx: TableContext) -> dict[str, Any]:
         "dataset_options": {
             k: list(v) if isinstance(v, tuple) else v for k, v in ctx.dataset_options.items()
         },
+        _DATA_KEY: fingerprint,
     }
 
 
-def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """Write ``reproduce.json``, or check that the run in ``out`` asked for the same."""
-    path = out / _MANIFEST
+def _own_file(name: str) -> bool:
+    """Whether ``name`` in a run directory is the runner's lock or a manifest being written."""
+    return name == _LOCK or (name.startswith(f".{_MANIFEST}.") and name.endswith(".tmp"))
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` that is a file, or a directory of other things than a run."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"out {str(out)!r} is a file, not a directory")
-    if path.exists():
+    if (
+        out.is_dir()
+        and not (out / _MANIFEST).exists()
+        and any(not _own_file(p.name) for p in out.iterdir())
+    ):
+        raise ValueError(f"{out} is not empty and holds no reproduce run; choose another out")
+
+
+def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``reproduce.json``, or check that the run in ``out`` asked for the same.
+
+    Both happen under ``out/.lock``, so two processes started at once on a new directory
+    do not take each other's half-written record for a foreign file. A run recorded
+    before data fingerprints were (no ``data_sha256``) is resumed, and the fingerprint of
+    the data loaded now is added to its record.
+    """
+    _check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / _MANIFEST
+    with exclusive_lock(out / _LOCK, wait=True):
+        _check_out(out)
+        if not path.exists():
+            atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+            return
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise ValueError(f"{path} is not a reproduce run's record: {err}") from None
-        diff = [k for k in manifest if not isinstance(old, dict) or old.get(k) != manifest[k]]
+        if not isinstance(old, dict):
+            raise ValueError(f"{path} is not a reproduce run's record: not a JSON object")
+        diff = [k for k in manifest if k != _DATA_KEY and old.get(k) != manifest[k]]
         if diff:
-            was = ", ".join(f"{k}={old.get(k)!r}" for k in diff) if isinstance(old, dict) else ""
+            was = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
             raise ValueError(
                 f"{out} holds a reproduce run with other settings ({was}); resume it with "
                 "those settings or choose another out directory"
             )
-        return
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty and holds no reproduce run; choose another out")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+        recorded, now = old.get(_DATA_KEY), manifest[_DATA_KEY]
+        if recorded is None:
+            atomic_write_text(path, json.dumps({**old, _DATA_KEY: now}, indent=2) + "\n")
+        elif recorded != now:
+            raise ValueError(
+                f"{out} holds a reproduce run on other data: its rows were trained on "
+                f"{manifest['dataset']} with fingerprint {str(recorded)[:12]}, the data "
+                f"loaded now has {now[:12]}; resume it with the same files or choose "
+                "another out directory"
+            )
 
 
 def _read_finished(table: Table, job: RowJob, out: Path) -> RowResult | None:
@@ -346,9 +410,11 @@ def command_line(table: Table, ctx: TableContext, out: Path) -> str:
     if ctx.data_path is not None:
         parts += ["--data-path", str(ctx.data_path)]
     size = ctx.dataset_options.get("image_size")
+    if isinstance(size, int):
+        size = (size, size)
     if size is not None:
         parts += ["--image-size", ",".join(str(int(v)) for v in size)]
-    parts += ["--seeds", str(ctx.seeds), "--device", ctx.device.type, "--out", str(out)]
+    parts += ["--seeds", str(ctx.seeds), "--device", str(ctx.device), "--out", str(out)]
     return shlex.join(parts)
 
 
@@ -482,11 +548,11 @@ def _duration(seconds: float) -> str:
 
 
 def _write_results(
-    table: Table, ctx: TableContext, results: Sequence[RowResult], out: Path
+    table: Table, ctx: TableContext, results: Sequence[RowResult], out: Path, fingerprint: str
 ) -> dict[str, Any]:
     rows = _aggregate(table, results)
     content: dict[str, Any] = {
-        **_manifest(table, ctx),
+        **_manifest(table, ctx, fingerprint),
         "title": table.title,
         "source": table.source,
         "source_setting": table.source_setting,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from art_denoise.cli._train_autoencoder import AUTOENCODER_FILES
 from art_denoise.cli.main import main
 from art_denoise.data import load_dataset
 
@@ -88,5 +89,75 @@ def test_refuses_options_without_meaning_before_any_work(extra, message, tmp_pat
 def test_refuses_to_replace_an_autoencoder(ae_run, capsys) -> None:
     before = (ae_run / "autoencoder.safetensors").read_bytes()
     assert main(["train", *COMMON, *AE, "--out", str(ae_run)]) == 2
-    assert "autoencoder.safetensors" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "autoencoder.safetensors" in err
+    # train has no --overwrite: the advice is one that can be followed
+    assert "--overwrite" not in err
+    assert "choose another --out or move those files away" in err
     assert (ae_run / "autoencoder.safetensors").read_bytes() == before
+
+
+def test_weights_left_alone_by_a_killed_run_are_refused_with_advice_that_works(
+    tmp_path, capsys
+) -> None:
+    """A run killed between its two files leaves the weights alone: the refusal names
+    them and says what to do, without the --overwrite that train does not have."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "autoencoder.safetensors").write_bytes(b"weights of a killed run")
+    assert main(["train", *COMMON, *AE, "--out", str(out)]) == 2
+    (line,) = [e for e in capsys.readouterr().err.splitlines() if e.startswith("art-denoise")]
+    assert line == (
+        f"art-denoise train: error: --out {str(out)!r} already holds autoencoder.safetensors; "
+        "choose another --out or move those files away"
+    )
+    assert [p.name for p in out.iterdir()] == ["autoencoder.safetensors"]
+
+
+def test_an_autoencoder_written_during_training_is_kept_and_so_is_this_one(
+    ae_run, tmp_path, capsys, monkeypatch
+) -> None:
+    """Another run into the same --out finishes while this one trains: its files are left
+    byte for byte, this run's autoencoder is written beside them under the first free
+    name (autoencoder-1 is taken here), and the command fails, naming both."""
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "autoencoder-1.safetensors").write_bytes(b"an older run's, kept aside")
+    # not this run's bytes (the fixture's pair would be: the same fit), so a replacement shows
+    theirs = {name: f"another run's {name}".encode() for name in AUTOENCODER_FILES}
+    real_fit = DenoisingAutoencoderPyTorch.fit
+
+    def fit_while_another_run_finishes(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)
+        for name, data in theirs.items():  # the other run's pair lands in --out
+            (out / name).write_bytes(data)
+
+    monkeypatch.setattr(DenoisingAutoencoderPyTorch, "fit", fit_while_another_run_finishes)
+    argv = ["train", *COMMON, *AE, "--autoencoder-layers", "2", "--noise-sigma", "0.2"]
+    assert main([*argv, "--seed", "3", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    aside = out / "autoencoder-2.safetensors"
+    assert "autoencoder.safetensors, autoencoder.json appeared there" in err
+    assert f"written to {aside} and {aside.with_suffix('.json')} instead" in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "autoencoder-1.safetensors",
+        "autoencoder-2.json",
+        "autoencoder-2.safetensors",
+        "autoencoder.json",
+        "autoencoder.safetensors",
+    ]
+    for name, data in theirs.items():
+        assert (out / name).read_bytes() == data
+    assert (out / "autoencoder-1.safetensors").read_bytes() == b"an older run's, kept aside"
+    # this run's autoencoder is whole: the same fit as the fixture's (same settings, seed)
+    mine = DenoisingAutoencoderPyTorch.load(aside)
+    ref = DenoisingAutoencoderPyTorch.load(ae_run / "autoencoder.safetensors")
+    assert mine.is_fitted and mine.n_layers == 2 and mine.noise_sigma == pytest.approx(0.2)
+    got, want = mine.model.state_dict(), ref.model.state_dict()
+    assert got.keys() == want.keys()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-6, atol=1e-7)
+    flat = [v for h in mine.train_losses for v in h]
+    assert flat == pytest.approx([v for h in ref.train_losses for v in h], rel=1e-6)

@@ -7,6 +7,8 @@ resize of the file where the loader converts or resizes.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -223,6 +225,139 @@ def test_metadata_and_hidden_files_are_skipped(tmp_path) -> None:
     data = load_folder(path=tmp_path, test_fraction=0.5)
     assert data.class_names == ("a", "b")
     assert len(data.x_train) + len(data.x_test) == 4
+
+
+#: The first bytes of a macOS AppleDouble file (``._<name>``): an image name, not an image.
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+
+
+def _all_labels(data) -> Counter:
+    return Counter(data.class_names[i] for i in [*data.y_train.tolist(), *data.y_test.tolist()])
+
+
+def test_hidden_files_with_image_names_are_skipped(tmp_path) -> None:
+    written = _make_classes(tmp_path, {"a": 3, "b": 2}, shape=(2, 2))
+    (tmp_path / "a" / "._0.png").write_bytes(APPLE_DOUBLE)
+    (tmp_path / "b" / "._img00.png").write_bytes(APPLE_DOUBLE)
+    _write(tmp_path / "b" / ".preview.png", np.full((2, 2), 7, np.uint8))  # a valid image
+    _write(tmp_path / ".preview.png", np.full((2, 2), 9, np.uint8))  # hidden: not loose either
+    data = load_folder(path=tmp_path, test_fraction=0.5)
+    assert data.class_names == ("a", "b")
+    assert _all_labels(data) == {"a": 3, "b": 2}
+    keys = _match(data.x_train, data.y_train, written, data.class_names)
+    keys += _match(data.x_test, data.y_test, written, data.class_names)
+    assert sorted(keys) == sorted(written), "the visible files, each once"
+
+
+# ------------------------------------------- links, unreadable folders, loose images
+def _symlink(link: Path, target: Path) -> None:
+    """``link`` -> the folder ``target``; the test is skipped where links are not allowed."""
+    try:
+        link.symlink_to(target, target_is_directory=True)
+    except (OSError, NotImplementedError) as exc:
+        pytest.skip(f"cannot make a symbolic link here: {exc}")
+
+
+def test_linked_sub_folders_of_a_class_are_read(tmp_path) -> None:
+    root = tmp_path / "signs"
+    written = _make_classes(root, {"a": 2})
+    elsewhere = _make_classes(tmp_path / "elsewhere", {"lisa": 3, "b": 2}, seed=5)
+    _symlink(root / "a" / "lisa", tmp_path / "elsewhere" / "lisa")
+    (root / "b").mkdir()
+    _symlink(root / "b" / "all", tmp_path / "elsewhere" / "b")  # a class of links only
+    for key, (name, pixels) in elsewhere.items():
+        written[key] = ("a" if name == "lisa" else name, pixels)
+    data = load_folder(path=root, test_fraction=0.4)
+    assert data.class_names == ("a", "b")
+    assert _all_labels(data) == {"a": 5, "b": 2}
+    keys = _match(data.x_train, data.y_train, written, data.class_names)
+    keys += _match(data.x_test, data.y_test, written, data.class_names)
+    assert sorted(keys) == sorted(written), "every file exactly once"
+
+
+def test_a_link_loop_is_refused_naming_it(tmp_path) -> None:
+    _make_classes(tmp_path, {"a": 2, "b": 2}, shape=(2, 2))
+    _symlink(tmp_path / "a" / "again", tmp_path / "a")
+    with pytest.raises(DataError, match=r"a/again is the same folder as .*a symbolic link loop"):
+        load_folder(path=tmp_path)
+
+
+def test_one_folder_reached_twice_through_links_is_refused_naming_both(tmp_path) -> None:
+    root = tmp_path / "signs"
+    _make_classes(root, {"a": 2, "b": 2}, shape=(2, 2))
+    _make_classes(tmp_path / "elsewhere", {"shared": 2}, shape=(2, 2), seed=1)
+    _symlink(root / "a" / "x", tmp_path / "elsewhere" / "shared")
+    _symlink(root / "b" / "y", tmp_path / "elsewhere" / "shared")
+    with pytest.raises(DataError, match=r"b/y is the same folder as .*a/x \(one folder reached"):
+        load_folder(path=root)
+    (root / "b" / "y").unlink()
+    _symlink(root / "c", root / "a")  # a class folder that is another one
+    with pytest.raises(DataError, match=r"signs/c is the same folder as .*signs/a \(one folder"):
+        load_folder(path=root)
+
+
+def test_a_folder_that_cannot_be_listed_is_refused(tmp_path, monkeypatch) -> None:
+    _make_classes(tmp_path, {"a": 2, "b": 2}, shape=(2, 2))
+    locked = tmp_path / "b" / "locked"
+    _write(locked / "img.png", np.zeros((2, 2), np.uint8))
+    real = os.scandir
+
+    def refuse(path="."):  # as a folder without read permission does, even for root
+        if os.fspath(path) == str(locked):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    pattern = r"folder .*b/locked cannot be read \(Permission denied\), so its images would be"
+    with pytest.raises(DataError, match=pattern) as info:
+        load_folder(path=tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_an_unreadable_sub_folder_is_refused(tmp_path) -> None:
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        pytest.skip("needs POSIX permissions and a user other than root (root reads anything)")
+    _make_classes(tmp_path, {"a": 2, "b": 2}, shape=(2, 2))
+    locked = tmp_path / "b" / "locked"
+    _write(locked / "img.png", np.zeros((2, 2), np.uint8))
+    locked.chmod(0)
+    try:
+        with pytest.raises(DataError, match=r"folder .*b/locked cannot be read \(Permission"):
+            load_folder(path=tmp_path)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_images_next_to_the_class_folders_are_refused_naming_them(tmp_path) -> None:
+    _make_classes(tmp_path, {"a": 2, "b": 2}, shape=(2, 2))
+    (tmp_path / "._stray.png").write_bytes(APPLE_DOUBLE)  # hidden: neither read nor named
+    _write(tmp_path / "stray.png", np.zeros((2, 2), np.uint8))
+    pattern = (
+        r"holds 1 image file\(s\) next to the class folders, which would not be read: "
+        r"stray\.png; images must be inside class folders"
+    )
+    with pytest.raises(DataError, match=pattern) as info:
+        load_folder(path=tmp_path)
+    assert "._stray" not in str(info.value) and "\n" not in str(info.value)
+    for i in range(4):
+        _write(tmp_path / f"m{i}.png", np.zeros((2, 2), np.uint8))
+    pattern = r"holds 5 image file\(s\) .*: m0\.png, m1\.png, m2\.png and 2 more;"
+    with pytest.raises(DataError, match=pattern):
+        load_folder(path=tmp_path)
+
+
+def test_images_next_to_train_and_test_or_their_class_folders_are_refused(tmp_path) -> None:
+    _make_classes(tmp_path / "train", {"a": 2, "b": 2}, shape=(2, 2))
+    _make_classes(tmp_path / "test", {"a": 1, "b": 1}, shape=(2, 2), seed=1)
+    _write(tmp_path / "test" / "odd.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(DataError, match=r"/test holds 1 image file\(s\) next to the class fold"):
+        load_folder(path=tmp_path)
+    (tmp_path / "test" / "odd.png").rename(tmp_path / "odd.png")
+    with pytest.raises(DataError, match=r"holds 1 image file\(s\) next to train/ and test/, .*odd"):
+        load_folder(path=tmp_path)
+    (tmp_path / "odd.png").unlink()
+    data = load_folder(path=tmp_path)
+    assert _all_labels(data) == {"a": 3, "b": 3} and len(data.x_test) == 2
 
 
 # ------------------------------------------------------------------ refusals

@@ -27,8 +27,8 @@ from art_denoise.models.io import (
 Description = dict[str, Any]
 
 
-def _model() -> nn.Module:
-    torch.manual_seed(0)
+def _model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
     model = insert_lowpass(
         SmallCNN(input_shape=(1, 16, 16), widths=(4, 8), hidden=8), kernel_size=3
     )
@@ -111,6 +111,49 @@ def test_weights_of_another_model_are_refused(saved: tuple[Path, nn.Module]) -> 
     other.unlink(), other.with_suffix(".json").unlink()
     message = _refused(path, ModelFileError)
     assert str(path) in message and "does not match the hash in its description" in message
+
+
+def test_the_recorded_hash_is_of_the_bytes_this_save_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process replaces the weights between the two files of a save: the
+    description keeps this save's hash (of the bytes it wrote, not of the file on disk
+    then), so the mixed pair is refused instead of loading the other weights as this model."""
+    import hashlib
+
+    from art_denoise.models import io
+
+    theirs = save_model(_model(seed=0), tmp_path / "theirs.safetensors")
+    model = _model(seed=1)  # the same architecture: only the hash tells the weights apart
+    real = io.write_description
+    ours: dict[str, bytes] = {}
+
+    def concurrent(path: Path, description: Description, **kwargs: Any) -> None:
+        ours["bytes"] = path.read_bytes()
+        path.write_bytes(theirs.read_bytes())  # the other process's weights land here
+        real(path, description, **kwargs)
+
+    monkeypatch.setattr(io, "write_description", concurrent)
+    path = save_model(model, tmp_path / "m.safetensors")
+    recorded = json.loads(path.with_suffix(".json").read_text())["sha256"]
+    assert recorded == hashlib.sha256(ours["bytes"]).hexdigest()
+    assert recorded != hashlib.sha256(theirs.read_bytes()).hexdigest()
+    message = _refused(path, ModelFileError)
+    assert "does not match the hash in its description" in message
+    path.write_bytes(ours["bytes"])  # this save's weights back: the pair is whole
+    x = torch.rand(3, 1, 16, 16)
+    torch.testing.assert_close(load_model(path)(x), model(x), rtol=0, atol=0)
+
+
+def test_write_description_records_the_hash_it_is_given(saved: tuple[Path, nn.Module]) -> None:
+    path, _ = saved
+    description = json.loads(path.with_suffix(".json").read_text())
+    description.pop(DESCRIPTION_HASH), description.pop("sha256")
+    write_description(path, description, sha256="0" * 64)
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == "0" * 64
+    assert "does not match the hash" in _refused(path, ModelFileError)
+    write_description(path, description)  # without it: the file on disk, as before
+    load_model(path)
 
 
 # ------------------------------------------------------------- the description's structure

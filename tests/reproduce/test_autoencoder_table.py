@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,60 @@ def test_an_autoencoder_row_waits_for_the_classifier_and_the_shared_stack() -> N
     assert table.depends_on(RowJob("none", "", 1)) == ()
     assert table.depends_on(RowJob("ae1-det", "", 1)) == ("none-seed1",)
     assert table.depends_on(RowJob("ae3", "", 2)) == ("none-seed2", "ae1-det-seed2")
+
+
+# ------------------------------------------------------- resume after a killed save
+@pytest.mark.parametrize(
+    "broken",
+    [("rows/ae1-det-seed0",), ("rows/ae1-det-seed0", "shared/autoencoders-seed0")],
+    ids=["row-pair", "row-and-shared-pairs"],
+)
+def test_a_save_killed_between_its_two_files_is_made_again_on_resume(
+    quick, tmp_path, capsys, broken
+) -> None:
+    """A kill after a save's weights and before its JSON (simulated: the JSON deleted, the
+    row not finished) left weights that no resume could load. The pair is now made again
+    (taken from the seed's stack, or retrained), replaced, and the resumed run equals the
+    uninterrupted one; the finished rows are reused as they were."""
+    from art_denoise.defences.preprocessor import DenoisingAutoencoderPyTorch
+
+    first, content = quick
+    out = tmp_path / "run"
+    shutil.copytree(first, out)
+    (out / "rows" / "ae1-det-seed0" / ROW_FILE).unlink()  # killed before the row finished
+    for folder in broken:
+        (out / folder / "autoencoder.json").unlink()
+    others = {
+        p.parent.name: p.read_bytes()
+        for p in (out / "rows").glob(f"*/{ROW_FILE}")
+        if p.parent.name != "ae1-det-seed0"
+    }
+    assert len(others) == len(ROWS) - 1
+
+    again = reproduce("autoencoder", out=out, preset="quick", progress=True, device="cpu")
+
+    printed = capsys.readouterr().out
+    for folder in broken:
+        assert f"autoencoder: {out / folder / 'autoencoder.safetensors'} does not load" in printed
+    assert printed.count("does not load") == len(broken)  # a pair that loads is reused
+    assert [(r["row"], r["cells"]) for r in again["runs"]] == [
+        (r["row"], r["cells"]) for r in content["runs"]
+    ]
+    assert [(r["row"], r["cells"]) for r in again["rows"]] == [
+        (r["row"], r["cells"]) for r in content["rows"]
+    ]
+    before = {r["row"]: r["extra"] for r in content["runs"]}
+    after = {r["row"]: r["extra"] for r in again["runs"]}
+    for key in ("autoencoder_layer_sha256", "classifier_sha256"):
+        assert after["ae1-det"][key] == before["ae1-det"][key], key
+    # only the unfinished row ran: the others' records are byte for byte the same
+    for key, data in others.items():
+        assert (out / "rows" / key / ROW_FILE).read_bytes() == data, key
+    # the replaced pairs load, holding the stacks the killed run had saved
+    want = {
+        "rows/ae1-det-seed0": before["ae1-det"]["autoencoder_layer_sha256"],
+        "shared/autoencoders-seed0": before["ae4"]["autoencoder_layer_sha256"],
+    }
+    for folder in want:
+        pre = DenoisingAutoencoderPyTorch.load(out / folder / "autoencoder.safetensors")
+        assert [state_sha256(m) for m in pre.model.layers] == want[folder], folder

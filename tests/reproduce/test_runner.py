@@ -4,8 +4,12 @@ written whole. A fake table (cheap, deterministic rows) stands in for the real o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -328,3 +332,122 @@ def test_usage_errors_are_one_line_and_create_nothing(
     assert len(err.strip().splitlines()) == 1
     assert match in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _digits_with_one_pixel_changed() -> Any:
+    from art_denoise.data import load_dataset
+
+    data = load_dataset("digits")
+    x_test = data.x_test.copy()
+    x_test[0, 0, 0, 0] = 1.0 - x_test[0, 0, 0, 0]
+    return dataclasses.replace(data, x_test=x_test)
+
+
+def test_a_run_on_other_data_is_refused_before_anything_runs(
+    fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    first = _run(out)
+    record = (out / "reproduce.json").read_text()
+    assert json.loads(record)["data_sha256"] == first["data_sha256"]
+    fake.calls = []
+    changed = _digits_with_one_pixel_changed()
+    assert changed.fingerprint() != first["data_sha256"]
+    import art_denoise.data
+
+    monkeypatch.setattr(art_denoise.data, "load_dataset", lambda *a, **k: changed)
+    with pytest.raises(ValueError, match="reproduce run on other data"):
+        _run(out)
+    assert fake.calls == []
+    assert (out / "reproduce.json").read_text() == record
+
+
+def test_a_run_recorded_without_a_data_fingerprint_is_resumed_and_gets_one(
+    fake, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    first = _run(out)
+    path = out / "reproduce.json"
+    old = json.loads(path.read_text())
+    del old["data_sha256"]  # a run started before fingerprints were recorded
+    path.write_text(json.dumps(old))
+    fake.calls = []
+    again = _run(out)
+    assert fake.calls == []
+    assert json.loads(path.read_text()) == {**old, "data_sha256": first["data_sha256"]}
+    assert _without_seconds(again) == _without_seconds(first)
+
+
+def test_the_data_is_checked_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    data = tmp_path / "signs"
+    for c, label in enumerate("ab"):
+        (data / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (8 + i % 2, 8), 40 * i + c).save(data / label / f"{i}.png")
+    out = tmp_path / "run"
+    argv = ["reproduce", "blurnet", "--dataset", "folder", "--data-path", str(data)]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "--image-size" in capsys.readouterr().err  # the loader's advice ...
+    assert not out.exists()  # ... which nothing written stands in the way of
+    with pytest.raises(ValueError, match="images differ in size"):
+        runner.reproduce("blurnet", out=out, dataset="folder", data_path=data, progress=False)
+    assert not out.exists()
+
+
+def test_an_int_image_size_is_one_setting_with_its_pair() -> None:
+    import torch
+
+    assert runner._dataset_options({"image_size": 8}) == {"image_size": (8, 8)}
+    assert runner._dataset_options(None) == {}
+    with pytest.raises(TypeError, match="dataset_options"):
+        runner._dataset_options([("image_size", 8)])  # type: ignore[arg-type]
+    table = runner.get_table("blurnet")
+    ctx = TableContext(
+        "quick", "folder", Path("d"), 1, torch.device("cuda:1"), dataset_options={"image_size": 8}
+    )
+    line = runner.command_line(table, ctx, Path("o"))
+    assert "--image-size 8,8" in line
+    assert "--device cuda:1" in line  # the index, not only the kind
+
+
+def test_a_second_process_waits_for_the_record_the_first_is_writing(fake, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    manifest = runner._manifest(
+        FakeTable(),
+        TableContext("quick", "digits", None, 1, runner.resolve_device("cpu")),
+        "0" * 64,
+    )
+    writing = threading.Event()
+
+    def first_process() -> None:
+        with exclusive_lock(out / ".lock") as held:
+            assert held
+            tmp = out / ".reproduce.json.abc123.tmp"
+            tmp.write_text("{")  # half written
+            writing.set()
+            time.sleep(0.3)
+            tmp.write_text(json.dumps(manifest))
+            os.replace(tmp, out / "reproduce.json")
+
+    thread = threading.Thread(target=first_process)
+    thread.start()
+    writing.wait()
+    runner._check_manifest(out, manifest)  # before: "not empty and holds no reproduce run"
+    thread.join()
+    assert json.loads((out / "reproduce.json").read_text()) == manifest
+    other = {**manifest, "seeds": 2}
+    with pytest.raises(ValueError, match="other settings"):
+        runner._check_manifest(out, other)  # and a second, different command is refused
+
+
+def test_a_stale_temporary_record_does_not_make_a_new_directory_foreign(
+    fake, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".reproduce.json.dead00.tmp").write_text("{")  # left by a killed first start
+    _run(out)
+    assert fake.calls == ["base-seed0", "base-seed1", "base-seed2", "other-seed0"]

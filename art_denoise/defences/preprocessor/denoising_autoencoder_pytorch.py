@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from art_denoise._files import atomic_write_with
+from art_denoise._files import _check_targets
 from art_denoise._validation import (
     as_float_images,
     check_bool,
@@ -41,6 +41,7 @@ from art_denoise.models.io import (
     nonfinite_tensor,
     read_description,
     write_description,
+    write_weights,
 )
 
 __all__ = ["AUTOENCODER_SCHEMA", "LEGACY_AUTOENCODER_SCHEMA", "DenoisingAutoencoderPyTorch"]
@@ -338,12 +339,23 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
             "apply_predict": self.apply_predict,
         }
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
         """Write the weights (``.safetensors``) and a JSON description beside them.
 
         Both files are written atomically; the JSON, written last, holds the settings,
         whether it was fitted, the training losses, the weights' SHA-256 and its own
-        (:mod:`art_denoise.models.io` describes the format). No pickle.
+        (:mod:`art_denoise.models.io` describes the format). No pickle. The weights' hash
+        is that of the bytes this call wrote, not of the file on disk when the JSON is
+        written: if another process replaces the weights in between, or this one is killed
+        between the two files, :meth:`load` refuses the pair (``ModelFileError``) instead
+        of loading one save's weights with another's settings.
+
+        Args:
+            path: the weights file; the description is ``path`` with ``.json``.
+            overwrite: replace files already there (the default). With ``False``, if
+                either file exists, nothing is written and ``FileExistsError`` names it
+                (checked just before writing: a file that appears during the few
+                milliseconds of the write itself is not caught).
 
         Returns:
             The weights path.
@@ -351,6 +363,9 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         Raises:
             ValueError: ``path`` does not end in ``.safetensors``, or a weight is NaN or
                 inf (named); nothing is written then.
+            FileExistsError: ``overwrite`` is False and a file exists; nothing is written.
+            FileWriteError: ``overwrite`` is False and something other than a file (a
+                directory, a symlink) is where a file goes; nothing is written.
         """
         path = Path(path)
         if path.suffix != ".safetensors":
@@ -367,10 +382,11 @@ class DenoisingAutoencoderPyTorch(PreprocessorPyTorch):
         bad = nonfinite_tensor(tensors)
         if bad is not None:
             raise ValueError(f"cannot save an autoencoder with non-finite weights: tensor {bad}")
-        atomic_write_with(
-            path, lambda tmp: save_file(tensors, str(tmp), metadata={"schema": AUTOENCODER_SCHEMA})
-        )
-        write_description(path, description)
+        if not overwrite:
+            names = [path.name, path.with_suffix(".json").name]
+            _check_targets(path.parent, names, (), overwrite=False)
+        digest = write_weights(path, tensors, schema=AUTOENCODER_SCHEMA)
+        write_description(path, description, sha256=digest)
         return path
 
     @classmethod

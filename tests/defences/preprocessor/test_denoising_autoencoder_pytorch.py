@@ -404,3 +404,70 @@ def test_saving_non_finite_autoencoder_weights_writes_nothing(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"non-finite weights: tensor '.*' \(1 of"):
         pre.save(tmp_path / "ae.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------- save: overwrite=False and the hash
+@pytest.mark.parametrize(
+    "existing", [("ae.safetensors", "ae.json"), ("ae.safetensors",), ("ae.json",)]
+)
+def test_save_without_overwrite_refuses_existing_files_and_writes_nothing(
+    fitted, tmp_path, existing
+) -> None:
+    pre, _ = fitted
+    for name in existing:
+        (tmp_path / name).write_bytes(f"another run's {name}".encode())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match="already exists") as info:
+        pre.save(tmp_path / "ae.safetensors", overwrite=False)
+    assert str(tmp_path / existing[0]) in str(info.value)
+    # the other files are byte for byte as they were, and no file was added (no temp left)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_save_without_overwrite_writes_a_new_pair_and_the_default_replaces(
+    fitted, tmp_path
+) -> None:
+    pre, _ = fitted
+    path = pre.save(tmp_path / "ae.safetensors", overwrite=False)
+    first = path.read_bytes()
+    assert DenoisingAutoencoderPyTorch.load(path).train_losses == pre.train_losses
+    other = _new(n_layers=1, hidden=16, noise_sigma=0.3)  # other weights, same architecture
+    other.save(path)  # overwrite=True, as before this keyword existed
+    assert path.read_bytes() != first
+    assert DenoisingAutoencoderPyTorch.load(path).noise_sigma == pytest.approx(0.3)
+
+
+def test_the_recorded_hash_is_of_the_bytes_this_save_wrote(fitted, tmp_path, monkeypatch):
+    """Another process replaces the weights between this save's two files (another run
+    into the same directory): the description must keep this save's hash, so that the
+    mixed pair is refused when loaded instead of loading the other weights with this
+    save's settings and losses (same architecture: nothing else would tell them apart)."""
+    import hashlib
+
+    from art_denoise.defences.preprocessor import denoising_autoencoder_pytorch as module
+
+    pre, _ = fitted
+    torch.manual_seed(1)
+    theirs = _new(n_layers=1, hidden=16, noise_sigma=0.3).save(tmp_path / "other.safetensors")
+    their_bytes = theirs.read_bytes()
+    real = module.write_description
+    ours: dict[str, bytes] = {}
+
+    def concurrent(path, description, **kwargs):
+        ours["bytes"] = path.read_bytes()
+        path.write_bytes(their_bytes)  # the other run's weights land here
+        real(path, description, **kwargs)
+
+    monkeypatch.setattr(module, "write_description", concurrent)
+    path = pre.save(tmp_path / "ae.safetensors")
+    recorded = json.loads(path.with_suffix(".json").read_text())["sha256"]
+    assert recorded == hashlib.sha256(ours["bytes"]).hexdigest()
+    assert recorded != hashlib.sha256(their_bytes).hexdigest()
+    with pytest.raises(ModelFileError, match="does not match the hash in its description"):
+        DenoisingAutoencoderPyTorch.load(path)
+    # this save's bytes are the fitted weights: put back, the pair loads as saved
+    path.write_bytes(ours["bytes"])
+    loaded = DenoisingAutoencoderPyTorch.load(path)
+    assert loaded.train_losses == pre.train_losses
+    for key, value in pre.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value.cpu())
