@@ -117,7 +117,14 @@ def _apgd(model: nn.Module, spec: AttackSpec, num_classes: int) -> BatchAttack:
 
     def run_batch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return apgd(
-            model, x, y, norm=spec.norm, eps=float(spec.eps or 0.0), steps=spec.steps, loss=loss
+            model,
+            x,
+            y,
+            norm=spec.norm,
+            eps=float(spec.eps or 0.0),
+            steps=spec.steps,
+            loss=loss,
+            early_stop=spec.eot_samples == 1,  # a randomised model: no stop on the mean's say
         )
 
     return run_batch
@@ -137,6 +144,7 @@ def _apgd_targeted(model: nn.Module, spec: AttackSpec, num_classes: int) -> Batc
             eps=float(spec.eps or 0.0),
             steps=spec.steps,
             target_classes=target_classes,
+            early_stop=spec.eot_samples == 1,
         )
 
     return run_batch

@@ -24,6 +24,13 @@ successful steps is compared with ``< rho`` (AutoAttack: ``<=``), the first iter
 success is judged against the starting point's loss (AutoAttack: against zero), and an
 example keeps the first misclassified point it reaches (AutoAttack: the last one).
 
+A randomised model (attacked through :class:`~art_denoise.attacks.eot.EOTModel`, the mean
+of several draws) is attacked with ``early_stop=False``: whether the mean of the draws
+misclassifies a point says little about the one draw that judges it, so no example stops
+at the first point the mean misclassifies (which a fresh draw then often classifies
+right), none is skipped because the mean misclassifies the clean image, and every example
+runs every iteration and gets its point of highest loss.
+
 | Paper link: https://arxiv.org/abs/2003.01690 (Croce & Hein, ICML 2020)
 """
 
@@ -41,6 +48,7 @@ from art_denoise._torch import attack_guard, model_device, project_to_ball
 from art_denoise._validation import (
     as_float_images,
     as_labels,
+    check_bool,
     check_choice,
     check_non_negative,
     check_norm,
@@ -76,6 +84,7 @@ class _Settings:
     rho: float
     momentum: float
     loss: str
+    early_stop: bool = True
 
 
 @dataclass
@@ -132,7 +141,14 @@ def _check_fraction(name: str, value: float, *, closed: bool) -> float:
 
 
 def _settings(
-    *, norm: str, eps: float, steps: int, rho: float, momentum: float, loss: str
+    *,
+    norm: str,
+    eps: float,
+    steps: int,
+    rho: float,
+    momentum: float,
+    loss: str,
+    early_stop: bool = True,
 ) -> _Settings:
     return _Settings(
         norm=check_norm(norm),
@@ -141,6 +157,7 @@ def _settings(
         rho=_check_fraction("rho", rho, closed=False),
         momentum=_check_fraction("momentum", momentum, closed=True),
         loss=loss,
+        early_stop=check_bool("early_stop", early_stop),
     )
 
 
@@ -293,7 +310,7 @@ def _initial_state(
         successes=torch.zeros(n, device=device),
         loss_best_checkpoint=loss,
         reduced=torch.ones(n, dtype=torch.bool, device=device),
-        done=logits.argmax(dim=1) != y,
+        done=_misclassified(logits, y, cfg),
         x_found=x0,
     )
 
@@ -310,6 +327,13 @@ def _next_point(s: _State, cfg: _Settings, first: bool) -> torch.Tensor:
     return _project(s, torch.lerp(torch.lerp(s.x_prev, s.x_adv, 2.0), z, cfg.momentum), cfg)
 
 
+def _misclassified(logits: torch.Tensor, y: torch.Tensor, cfg: _Settings) -> torch.Tensor:
+    """The examples that stop here: misclassified, and only with ``cfg.early_stop``."""
+    if not cfg.early_stop:
+        return torch.zeros(len(y), dtype=torch.bool, device=y.device)
+    return logits.argmax(dim=1) != y
+
+
 def _advance(model: nn.Module, s: _State, cfg: _Settings, first: bool) -> None:
     """One iteration for every example in the batch, in place."""
     x_new = _next_point(s, cfg, first)
@@ -321,7 +345,7 @@ def _advance(model: nn.Module, s: _State, cfg: _Settings, first: bool) -> None:
         s.grad_best = torch.where(_rows(better, grad), grad, s.grad_best)
         s.loss_best = torch.where(better, loss, s.loss_best)
         s.x_prev, s.x_adv, s.grad, s.loss = s.x_adv, x_new, grad, loss
-        fooled = logits.argmax(dim=1) != s.y
+        fooled = _misclassified(logits, s.y, cfg)
         s.x_found = torch.where(_rows(fooled & ~s.done, x_new), x_new, s.x_found)
         s.done = s.done | fooled
 
@@ -422,6 +446,7 @@ def apgd(
     rho: float = 0.75,
     momentum: float = 0.75,
     generator: torch.Generator | None = None,
+    early_stop: bool = True,
 ) -> torch.Tensor:
     """Untargeted Auto-PGD on the cross-entropy or the DLR loss (one run, no restarts).
 
@@ -429,7 +454,9 @@ def apgd(
     the first misclassified point the attack reaches, or else the point of highest loss.
     The model runs in eval mode with frozen parameters during the attack; its modes,
     ``requires_grad`` flags and ``.grad`` are restored afterwards. For a randomised model
-    pass :class:`~art_denoise.attacks.eot.EOTModel` (EOT: the gradient of the mean logits).
+    pass :class:`~art_denoise.attacks.eot.EOTModel` (EOT: the gradient of the mean logits)
+    and ``early_stop=False``: every image is then attacked for every iteration and gets
+    its point of highest loss (the module docstring says why).
 
     Args:
         model: maps (B, C, H, W) images in [0, 1] to (B, classes) logits.
@@ -443,12 +470,15 @@ def apgd(
             in (0, 1).
         momentum: weight ``a`` of the new step against the last move, in (0, 1].
         generator: RNG of the random start; ``None`` uses torch's global CPU RNG.
+        early_stop: stop at the first misclassified point and skip misclassified images
+            (``True``, for a deterministic model); ``False`` for a randomised one.
 
     Returns:
         (B, C, H, W) float32 adversarial images, within ``eps`` of ``x`` and in [0, 1].
 
     Raises:
-        TypeError: ``model`` is not a module, bad ``x``/``y`` types, bad ``generator``.
+        TypeError: ``model`` is not a module, bad ``x``/``y`` types, bad ``generator``,
+            ``early_stop`` not a bool.
         ValueError: a bad setting, shape or device; too few classes for the loss.
 
     Shape:
@@ -470,11 +500,12 @@ def apgd(
         rho=rho,
         momentum=momentum,
         loss=check_choice("loss", loss, APGD_LOSSES),
+        early_stop=early_stop,
     )
     x, y = _check_inputs(model, x, y, generator)
     with attack_guard(model):
         logits = _clean_logits(model, x, y, cfg.loss)
-        todo = logits.argmax(dim=1) == y
+        todo = ~_misclassified(logits, y, cfg)
         x_adv = x.clone()
         if bool(todo.any()):
             x_adv[todo] = _run(model, cfg, x[todo], y[todo], y[todo], generator).x_adv
@@ -499,6 +530,7 @@ def apgd_targeted(
     rho: float = 0.75,
     momentum: float = 0.75,
     generator: torch.Generator | None = None,
+    early_stop: bool = True,
 ) -> torch.Tensor:
     """APGD-T: Auto-PGD on the targeted DLR loss towards each likely wrong class in turn.
 
@@ -507,6 +539,8 @@ def apgd_targeted(
     APGD run of ``steps`` iterations attacks the images no earlier rank has broken. The
     attack is untargeted in what it counts: an image is broken by any misclassification.
     An image never broken gets the point of highest targeted-DLR loss over the ranks.
+    With ``early_stop=False`` (a randomised model, see :func:`apgd`) every image runs
+    every rank and gets that point.
 
     Args:
         model: maps (B, C, H, W) images in [0, 1] to (B, classes) logits, classes >= 4.
@@ -519,6 +553,7 @@ def apgd_targeted(
         rho: as in :func:`apgd`.
         momentum: as in :func:`apgd`.
         generator: RNG of the random starts (one per target rank).
+        early_stop: as in :func:`apgd`.
 
     Returns:
         (B, C, H, W) float32 adversarial images, within ``eps`` of ``x`` and in [0, 1].
@@ -536,13 +571,19 @@ def apgd_targeted(
         True
     """
     cfg = _settings(
-        norm=norm, eps=eps, steps=steps, rho=rho, momentum=momentum, loss="dlr-targeted"
+        norm=norm,
+        eps=eps,
+        steps=steps,
+        rho=rho,
+        momentum=momentum,
+        loss="dlr-targeted",
+        early_stop=early_stop,
     )
     target_classes = check_positive_int("target_classes", target_classes)
     x, y = _check_inputs(model, x, y, generator)
     with attack_guard(model):
         logits = _clean_logits(model, x, y, cfg.loss)
-        alive = logits.argmax(dim=1) == y
+        alive = ~_misclassified(logits, y, cfg)
         ranked = _ranked_targets(logits, y)
         x_adv, best = x.clone(), torch.full((len(x),), float("-inf"), device=x.device)
         for rank in range(min(target_classes, ranked.shape[1])):

@@ -209,3 +209,31 @@ def test_cuda_agrees_with_cpu(backend, fresh_model, test_split, run_attack, pred
     if spec.attack == "deepfool":
         correct = predict(x) == y
         assert not bool(((predict(gpu.cpu()) == y) & correct).any())
+
+
+@pytest.mark.parametrize("attack", ["apgd-ce", "apgd-t"])
+@pytest.mark.parametrize(("eot", "early_stop"), [(1, True), (4, False)])
+def test_apgd_stops_early_only_on_a_deterministic_model(
+    backend, monkeypatch, attack: str, eot: int, early_stop: bool
+) -> None:
+    """With EOT (a randomised model) the mean of the draws does not decide when to stop."""
+    import importlib
+
+    module = importlib.import_module("art_denoise.attacks.native.apgd")  # not the function
+
+    seen: list[bool] = []
+    for name in ("apgd", "apgd_targeted"):
+        real = getattr(module, name)
+
+        def spy(*args, _real=real, **kwargs):
+            seen.append(kwargs["early_stop"])
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
+    x = torch.rand(6, 1, 8, 8)
+    spec = AttackSpec(attack=attack, eps=0.1, steps=3, target_classes=2, eot_samples=eot)
+    x_adv = backend.run(model, x, torch.zeros(6, dtype=torch.long), spec)
+    assert seen == [early_stop]
+    assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6
