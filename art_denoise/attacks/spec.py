@@ -79,6 +79,8 @@ class AttackSpec:
             standard version); 1 for FGSM.
         random_start: start from a uniform point in the eps-ball (PGD, FGSM-RS).
         restarts: independent runs; an example counts as broken if any run breaks it.
+            More than 1 needs a random start (PGD, FGSM; APGD and AutoAttack draw their
+            own), and DeepFool, which has none, takes 1: more would repeat one run.
         targeted: attack towards target labels (drawn by the harness) instead of away
             from the true label.
         batch_size: images per attack call.
@@ -126,6 +128,23 @@ class AttackSpec:
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         object.__setattr__(self, "step_size", self._checked_step_size())
+        self._check_restarts()
+
+    def _check_restarts(self) -> None:
+        """Restarts of a run that starts at the same point every time repeat that run: the
+        report would claim attack effort that never happened."""
+        if self.restarts == 1:
+            return
+        if self.attack == "deepfool":
+            raise ValueError(
+                f"deepfool is deterministic: restarts={self.restarts} would repeat one run; "
+                "use restarts=1"
+            )
+        if self.attack in ("pgd", "fgsm") and not self.random_start:
+            raise ValueError(
+                f"restarts={self.restarts} without a random start repeat one {self.attack} "
+                "run; set random_start=True or restarts=1"
+            )
 
     def _check_threat_model(self) -> None:
         """The attack, its norm and ``eps`` (normalised in place)."""

@@ -34,7 +34,25 @@ BAD = {
     "zero restarts": BadSpec({"attack": "fgsm", "restarts": 0}, ValueError, "restarts"),
     "float batch": BadSpec({"attack": "fgsm", "batch_size": 1.5}, TypeError, "batch_size"),
     "int flag": BadSpec({"attack": "fgsm", "targeted": 1}, TypeError, "targeted"),
+    "pgd restarts from one start": BadSpec(
+        {"attack": "pgd", "step_size": 0.01, "steps": 5, "restarts": 5},
+        ValueError,
+        "restarts=5 without a random start repeat one pgd run",
+    ),
+    "fgsm restarts from one start": BadSpec(
+        {"attack": "fgsm", "restarts": 2}, ValueError, "set random_start=True or restarts=1"
+    ),
+    "deepfool restarts": BadSpec(
+        {"attack": "deepfool", "eps": None, "restarts": 3}, ValueError, "deepfool is determ"
+    ),
 }
+
+
+def test_restarts_with_their_own_starts_are_accepted() -> None:
+    pgd = AttackSpec(attack="pgd", step_size=0.01, steps=5, random_start=True, restarts=5)
+    assert pgd.restarts == 5
+    assert AttackSpec(attack="fgsm", random_start=True, restarts=2).restarts == 2
+    assert AttackSpec(attack="apgd-ce", steps=10, restarts=3).restarts == 3  # its own start
 
 
 @pytest.mark.parametrize("case", BAD.values(), ids=BAD.keys())

@@ -142,6 +142,9 @@ RANGES = {
     "evaluate eps nan": Case((*EVALUATE, "--eps", "nan"), 2, "--eps"),
     "evaluate n 0": Case((*EVALUATE, "--n-samples", "0"), 2, "--n-samples", "n_test"),
     "evaluate restarts 0": Case((*EVALUATE, "--restarts", "0"), 2, "--restarts"),
+    "evaluate restarts, one start": Case(
+        (*EVALUATE, "--restarts", "5", "--no-random-start"), 2, "without a random start"
+    ),
     "evaluate eot 1": Case((*EVALUATE, "--eot", "1"), 2, "--eot"),
     "evaluate seed -1": Case((*EVALUATE, "--seed", "-1"), 2, "--seed"),
     "evaluate overshoot": Case(

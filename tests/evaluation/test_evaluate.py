@@ -271,7 +271,9 @@ def test_restarts_keep_the_first_success_per_example(digits_model, digits) -> No
         return y[idx]
 
     backend = _Scripted(scripted)
-    spec = AttackSpec(attack="pgd", eps=0.3, step_size=0.05, steps=20, restarts=3)
+    spec = AttackSpec(
+        attack="pgd", eps=0.3, step_size=0.05, steps=20, random_start=True, restarts=3
+    )
     x_adv = backend.run(digits_model, x, y, spec)
     with torch.no_grad():
         pred = digits_model(x_adv).argmax(1)
