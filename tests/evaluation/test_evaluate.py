@@ -300,3 +300,42 @@ def test_environment_names_the_cpu_model(monkeypatch: pytest.MonkeyPatch) -> Non
     name = cpu_model()
     assert name and name != "unknown"
     assert environment("cpu")["device"] == f"cpu ({name})"
+
+
+class _CoinModel(nn.Module):
+    """Two classes; the true class 0 loses with probability p(x) = the image's mean pixel
+    (a fresh coin per image at every call): a randomised model whose odds are known."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))  # gives the model a device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = x.flatten(1).mean(dim=1)
+        lose = (torch.rand(len(x)) < p).float()
+        return torch.stack([1.0 - lose, lose], dim=1) + 0 * self.anchor
+
+
+def test_restarts_on_a_randomised_model_keep_the_output_broken_most_often() -> None:
+    # restart 1 returns a point broken on half the draws; restart 2 one broken on 95%.
+    # Before, an image whose one judging draw said "broken" after restart 1 was never
+    # attacked again and kept the 50% point; now each output is scored on eot_samples
+    # fresh draws, every restart runs, and the 95% point is kept.
+    model = _CoinModel()
+    x = torch.zeros(200, 1, 4, 4)
+    y = torch.zeros(200, dtype=torch.long)
+    backend = _Scripted(lambda xb, call: torch.full_like(xb, 0.5 if call == 1 else 0.95))
+    spec = AttackSpec(attack="pgd", eps=1.0, step_size=0.1, steps=1, random_start=True, restarts=2)
+    x_adv = backend.run(model, x, y, spec.replace(eot_samples=8), seed=0)
+    kept_95 = float((x_adv.flatten(1).mean(1) > 0.9).float().mean())
+    torch.manual_seed(1)
+    with torch.no_grad():
+        right = torch.stack([model(x_adv).argmax(1) == y for _ in range(50)]).float().mean()
+    # an image keeps the 50% point only if all 8 draws broke it (1/256)
+    assert kept_95 > 0.97, kept_95
+    assert float(right) < 0.08, float(right)
+    assert backend.calls == 2
+    # the deterministic rule (one draw) keeps the 50% point for about half the images
+    single = _Scripted(lambda xb, call: torch.full_like(xb, 0.5 if call == 1 else 0.95))
+    x_one = single.run(model, x, y, spec, seed=0)
+    assert 0.3 < float((x_one.flatten(1).mean(1) < 0.9).float().mean()) < 0.7

@@ -3,9 +3,10 @@
 A backend only turns an :class:`AttackSpec` into one library call on one batch
 (:meth:`AttackBackend._make_attack`). Everything that must be identical across
 libraries lives here, once: input checks, batching, seeding, restarts (an example
-counts as broken if any restart breaks it), the DeepFool eps projection, Expectation over
-Transformation for randomised models, the model's mode and gradients, and the final
-budget check.
+counts as broken if any restart breaks it; for a randomised model each restart's output
+is scored on ``eot_samples`` fresh draws and the one broken most often is kept), the
+DeepFool eps projection, Expectation over Transformation for randomised models, the
+model's mode and gradients, and the final budget check.
 """
 
 from __future__ import annotations
@@ -73,6 +74,19 @@ def infer_num_classes(model: nn.Module, x: torch.Tensor) -> int:
         TypeError: integer or half-precision logits.
     """
     return int(probe_logits(model, x[:2]).shape[1])
+
+
+def _success_rate(
+    model: nn.Module, adv: torch.Tensor, y: torch.Tensor, spec: AttackSpec
+) -> torch.Tensor:
+    """(B,) share of ``spec.eot_samples`` forward passes of ``model`` (fresh draws of a
+    randomised one) on which ``adv`` succeeds: misclassified, or the target hit."""
+    hits = torch.zeros(len(adv), device=adv.device)
+    with torch.no_grad():
+        for _ in range(spec.eot_samples):
+            pred = model(adv).argmax(dim=1)
+            hits += (pred == y if spec.targeted else pred != y).float()
+    return hits / spec.eot_samples
 
 
 def seed_everything(seed: int) -> None:
@@ -176,6 +190,7 @@ class AttackBackend(abc.ABC):
             target = EOTModel(model, spec.eot_samples).eval() if spec.eot_samples > 1 else model
             attack = self._make_attack(target, spec, tuple(xt.shape[1:]), num_classes)
             todo = torch.ones(len(xt), dtype=torch.bool, device=xt.device)
+            best_rate = torch.zeros(len(xt), device=xt.device)
             for restart in range(spec.restarts):
                 seed_everything(seed + restart)
                 idx = todo.nonzero().flatten()
@@ -195,14 +210,22 @@ class AttackBackend(abc.ABC):
                     if spec.restarts == 1:
                         x_adv[b] = adv
                         continue
-                    with torch.no_grad():
-                        pred = model(adv).argmax(dim=1)
-                    done = pred == yb if spec.targeted else pred != yb
-                    # The first run is kept for every example; later runs replace it only
-                    # where they succeed, and examples already broken are not attacked again.
-                    keep = done if restart else torch.ones_like(done)
+                    # how often fresh draws of the model (one, if it is deterministic) call
+                    # the example broken
+                    rate = _success_rate(model, adv, yb, spec)
+                    if spec.eot_samples == 1:
+                        # The first run is kept for every example; later runs replace it
+                        # only where they succeed, and broken examples are not attacked again.
+                        keep = rate > 0 if restart else torch.ones_like(rate, dtype=torch.bool)
+                    else:
+                        # A randomised model: one lucky draw says little about the draw that
+                        # judges the output. Every run's output is scored on fresh draws;
+                        # the one broken most often is kept, and an example leaves only when
+                        # every draw broke it.
+                        keep = rate > best_rate[b] if restart else torch.ones_like(rate) > 0
+                        best_rate[b[keep]] = rate[keep]
                     x_adv[b[keep]] = adv[keep]
-                    todo[b[done]] = False
+                    todo[b[rate >= 1]] = False
                 if not bool(todo.any()):
                     break
         self._check_budget(xt, x_adv, spec)
