@@ -108,12 +108,15 @@ def _success(
     pred_adv: torch.Tensor,
     target: torch.Tensor | np.ndarray | int | None,
 ) -> torch.Tensor:
-    """Per-image success: ``F(x) != F(x_adv)`` untargeted, ``F(x_adv) == target`` targeted."""
+    """Per-image success: ``F(x) != F(x_adv)`` untargeted; targeted, ``F(x_adv) == target``
+    where ``F(x) != target`` (an image the model already gives the target class is no
+    success of the attack)."""
     if target is None:
         return pred_clean != pred_adv
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         target = torch.full((len(pred_adv),), int(target), dtype=torch.int64)
-    return pred_adv == as_labels(target, n=len(pred_adv)).cpu()
+    labels = as_labels(target, n=len(pred_adv)).cpu()
+    return (pred_adv == labels) & (pred_clean != labels)
 
 
 def rp2_metrics(
@@ -129,7 +132,7 @@ def rp2_metrics(
 
     - ``success_rate``: untargeted ``1/N sum 1[F(x) != F(x_adv)]`` (the predictions are
       compared with each other, not with ``y_true``); targeted
-      ``1/N sum 1[F(x_adv) == target]``.
+      ``1/N sum 1[F(x_adv) == target and F(x) != target]``.
     - ``l2_dissimilarity``: :func:`l2_dissimilarity`, ``1/N sum ||x - x_adv||_2 /
       ||x_adv||_2``, per image over all its pixels; an all-zero ``x_adv`` counts 0 if it
       equals ``x`` and ``inf`` otherwise.

@@ -498,7 +498,15 @@ def test_metrics_by_hand():
     targeted = rp2_metrics(Threshold(), X_HAND, X_ADV_HAND, Y_HAND, target=0)
     assert targeted["success_rate"] == 0.5
     per_image = rp2_metrics(Threshold(), X_HAND, X_ADV_HAND, Y_HAND, target=np.array([1, 1, 0, 1]))
-    assert per_image["success_rate"] == 0.75
+    # hits on images 0, 1, 2; image 0 was class 1 before the attack: no success of it
+    assert per_image["success_rate"] == 0.5
+
+
+def test_an_image_already_in_the_target_class_is_no_success():
+    # image 3 (label 0) is misclassified as 1 clean; the identity "attack" leaves it there
+    out = per_target_success(Threshold(), X_HAND, Y_HAND, lambda x, t: x.clone(), targets=[1])
+    assert out["per_target"] == {1: 0.0}
+    assert out["n_per_target"] == {1: 2}
 
 
 def test_metrics_zero_adversarial_image_that_differs():
