@@ -142,10 +142,11 @@ def torch_rng_state() -> dict[str, Any]:
 
 
 def set_torch_rng_state(state: dict[str, Any]) -> None:
-    """Restore a state taken by :func:`torch_rng_state`."""
-    torch.set_rng_state(state["torch"])
+    """Restore a state taken by :func:`torch_rng_state` (also one loaded onto a GPU: torch
+    takes RNG states only as CPU byte tensors)."""
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 @contextlib.contextmanager

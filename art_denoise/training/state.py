@@ -131,7 +131,8 @@ class LoopState:
     def restore(self, checkpoint: dict[str, Any]) -> None:
         """Continue from a checkpoint dict (all but the global random state, in place)."""
         self.parts.load_state_dicts(checkpoint)
-        self.generator.set_state(checkpoint["generator"])
+        # an RNG state is a CPU byte tensor; a checkpoint loaded onto a GPU moved it there
+        self.generator.set_state(checkpoint["generator"].cpu())
         self.epoch = int(checkpoint["epoch"])
         self.step_in_epoch = int(checkpoint["step_in_epoch"])
         self.order = checkpoint["order"]

@@ -72,6 +72,49 @@ def test_resume_after_kill_equals_uninterrupted_run(small_digits, tmp_path, ema)
             _run(x, y, tmp_path / "killed", resume=True)
 
 
+@pytest.mark.cuda
+def test_a_run_killed_on_a_gpu_resumes_there(small_digits, tmp_path):
+    # the checkpoint is loaded onto the GPU, RNG states included, which torch takes only
+    # on the CPU: the resume crashed before the fix
+    x, y, _, _ = small_digits
+
+    def run(tmp, **kwargs):
+        model = _model().cuda()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        kill_at = kwargs.pop("kill_at", None)
+
+        def on_step(step):
+            if kill_at is not None and step == kill_at:
+                raise _Kill
+
+        result = fit(
+            model,
+            opt,
+            PGDTraining(eps=0.1, steps=2, prob_start_from_clean=0.3),
+            x,
+            y,
+            epochs=2,
+            batch_size=64,
+            checkpoint_dir=tmp,
+            checkpoint_every=3,
+            progress=False,
+            on_step=on_step,
+            device="cuda",
+            **kwargs,
+        )
+        return model, result
+
+    full, full_result = run(tmp_path / "full")
+    with pytest.raises(_Kill):
+        run(tmp_path / "killed", kill_at=11)
+    resumed, result = run(tmp_path / "killed", resume=True)
+    assert result.steps == full_result.steps == 14
+    # cuDNN's kernels need not be deterministic: the same run, not the same bits
+    assert len(result.history) == len(full_result.history) == 2
+    assert result.history[-1]["loss"] == pytest.approx(full_result.history[-1]["loss"], abs=0.05)
+    assert all(bool(torch.isfinite(p).all()) for p in resumed.parameters())
+
+
 def test_existing_checkpoint_is_never_overwritten_by_a_new_run(small_digits, tmp_path):
     x, y, _, _ = small_digits
     _run(x, y, tmp_path, epochs=1)
