@@ -104,7 +104,7 @@ def test_a_run_killed_on_a_gpu_resumes_there(small_digits, tmp_path):
         )
         return model, result
 
-    full, full_result = run(tmp_path / "full")
+    _, full_result = run(tmp_path / "full")
     with pytest.raises(_Kill):
         run(tmp_path / "killed", kill_at=11)
     resumed, result = run(tmp_path / "killed", resume=True)
