@@ -325,7 +325,9 @@ def _read_finished(table: Table, job: RowJob, out: Path) -> RowResult | None:
     if record.get("config_sha256") != config_digest(job.config):
         raise ValueError(
             f"{done} was run with another config than today's row {job.row!r}; "
-            "choose another out directory"
+            "choose another out directory, or move that row.json away to run the row "
+            "again with today's config (a row whose training is unchanged resumes from "
+            "its checkpoint: only what changed is run again)"
         )
     cells: Any = record.get("cells")
     extra, seconds = record.get("extra", {}), record.get("seconds")

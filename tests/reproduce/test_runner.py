@@ -190,8 +190,15 @@ def test_a_run_with_other_settings_is_refused_before_anything_runs(
 def test_a_row_whose_config_changed_is_not_reused(fake, tmp_path: Path) -> None:
     _run(tmp_path / "run")
     fake.knob = 2
-    with pytest.raises(ValueError, match=r"base-seed0.*another config"):
+    with pytest.raises(ValueError, match=r"base-seed0.*another config.*move that row.json"):
         _run(tmp_path / "run")
+    # what the message says works: the changed rows run again, the others are reused
+    for k in range(3):
+        row = tmp_path / "run" / "rows" / f"base-seed{k}"
+        (row / "row.json").rename(row / "row-old.json")
+    fake.calls = []
+    _run(tmp_path / "run")
+    assert fake.calls == ["base-seed0", "base-seed1", "base-seed2"]
 
 
 @pytest.mark.parametrize(
