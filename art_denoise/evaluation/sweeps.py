@@ -110,6 +110,9 @@ class SweepSpec:
             vals = DEFAULT_RESTARTS
         else:
             vals = tuple(round(f * float(attack.eps or 0.0), 10) for f in DEFAULT_EPS_FACTORS)
+            if attack.norm == "inf":  # a Linf ball of radius 1 already holds all of [0, 1]
+                capped = tuple(v for v in vals if v < 1.0)
+                vals = (*capped, 1.0) if any(v >= 1.0 for v in vals) else capped
         if self.max_value is not None:
             vals = tuple(v for v in vals if v <= self.max_value)
         if not vals:

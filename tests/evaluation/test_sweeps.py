@@ -239,3 +239,19 @@ def test_l2_random_start_is_seeded_per_restart(digits_model, data) -> None:
     assert torch.equal(a, b)
     # the two restarts draw different starts, so some image differs between them
     assert not torch.equal(a[:, 0], a[:, 1])
+
+
+def test_the_default_linf_eps_sweep_stops_at_the_whole_box() -> None:
+    from art_denoise.evaluation.sweeps import SweepSpec
+
+    def spec(eps: float, norm: str = "inf") -> AttackSpec:
+        return AttackSpec(attack="pgd", norm=norm, eps=eps, step_size=eps / 8, steps=5)
+
+    # 0.6 x (0.25 .. 2): 2 times would leave [0, 1] (a spec refuses eps > 1); 1.0 instead
+    assert SweepSpec("eps").resolve(spec(0.6)) == pytest.approx((0.15, 0.3, 0.45, 0.6, 0.9, 1.0))
+    assert SweepSpec("eps").resolve(spec(0.1)) == pytest.approx(
+        (0.025, 0.05, 0.075, 0.1, 0.15, 0.2)
+    )
+    assert SweepSpec("eps").resolve(spec(0.8, "2")) == pytest.approx((0.2, 0.4, 0.6, 0.8, 1.2, 1.6))
+    for eps in SweepSpec("eps").resolve(spec(0.6)):  # each one a valid attack
+        assert spec(eps).eps == pytest.approx(eps)
