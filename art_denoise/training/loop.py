@@ -221,7 +221,8 @@ def fit(
     run, state = _prepare(model, optimizer, method, x, y, cfg)
     if cfg.resume:
         _restore(run, state)
-    stopped = False
+    # a run that early stopping ended stays ended when resumed
+    stopped = state.stopped
     while not stopped and state.epoch < cfg.epochs:
         stopped = _train_epoch(run, state)
     return _finish(run, state, stopped)
@@ -482,6 +483,7 @@ def _train_epoch(run: _Run, state: LoopState) -> bool:
     entry["seconds"] = time.perf_counter() - started
     state.history.append(entry)
     state.end_epoch()
+    state.stopped = stop
     _save(run, state)
     if run.ctx.is_main and run.cfg.progress:
         shown = {key: round(v, 4) for key, v in entry.items() if isinstance(v, float)}

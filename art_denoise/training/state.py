@@ -85,6 +85,7 @@ class LoopState:
         history: one dict per finished epoch.
         best: the best validated epoch (:func:`~art_denoise.training.early_stopping.
             update_best`).
+        stopped: early stopping ended the run (a resumed run then trains no further).
     """
 
     parts: Trainables
@@ -96,6 +97,7 @@ class LoopState:
     order: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=new_best)
+    stopped: bool = False
 
     def end_epoch(self) -> None:
         """Move to the start of the next epoch: new order, zero sums."""
@@ -126,6 +128,7 @@ class LoopState:
             "sums": self.sums.cpu(),
             "history": self.history,
             "best": self.best,
+            "stopped": self.stopped,
         }
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
@@ -140,3 +143,5 @@ class LoopState:
         self.history = list(checkpoint["history"])
         self.global_step = int(checkpoint["global_step"])
         self.best = dict(checkpoint["best"])
+        # checkpoints written before this field existed never record a stop
+        self.stopped = bool(checkpoint.get("stopped", False))

@@ -218,6 +218,41 @@ def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path, monkeypa
         assert torch.equal(value, saved[name]), name
 
 
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(small_digits, tmp_path, monkeypatch):
+    x, y, xv, yv = small_digits
+    scores = iter([(0.9, 0.5), (0.9, 0.6), (0.9, 0.3), (0.9, 0.2)])
+    monkeypatch.setattr(ValidationAttack, "run", lambda self, *a, **k: next(scores))
+
+    def run(resume: bool):
+        model = _model()
+        result = fit(
+            model,
+            torch.optim.Adam(model.parameters()),
+            StandardTraining(),
+            x,
+            y,
+            epochs=4,
+            batch_size=64,
+            validation=(xv, yv),
+            validation_attack=ValidationAttack(eps=0.1),
+            early_stop_drop=0.2,
+            checkpoint_dir=tmp_path,
+            resume=resume,
+            progress=False,
+        )
+        return model, result
+
+    first, stopped = run(resume=False)
+    assert stopped.stopped_early and len(stopped.history) == 3
+    again, resumed = run(resume=True)  # before: epoch 4 was trained and validated
+    assert resumed.stopped_early and resumed.best_epoch == 2
+    assert resumed.steps == stopped.steps
+    assert resumed.history == stopped.history
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert next(scores) == (0.9, 0.2)  # the resumed run validated nothing
+
+
 def test_validation_attack_lowers_accuracy_of_a_trained_model(digits_model, digits):
     _, _, x, y = digits
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
