@@ -177,7 +177,10 @@ def fit(
         batches: instead of (x, y), a function returning the next global batch (x, y)
             (ART's ``DataGenerator.get_batch``); ``x`` and ``y`` are then ignored. In a
             distributed run it must return the same batch on every rank. A resumed run
-            skips the batches of the interrupted epoch already seen.
+            skips as many batches of the interrupted epoch as were seen; it sees the same
+            ones only if the function replays its order (a shuffling ART generator draws
+            a new order from numpy's global RNG, which the checkpoint does not hold, so
+            its resumed epoch sees some images twice and others not at all).
         steps_per_epoch: batches per epoch; needed with ``batches``.
         extra_settings: more JSON-able settings a resumed run must match (the
             command line records its learning-rate schedule, dataset, ...).

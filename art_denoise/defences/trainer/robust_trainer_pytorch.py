@@ -226,6 +226,11 @@ class RobustTrainerPyTorch(Trainer):
     ) -> FitResult:
         """Train from an ART ``DataGenerator`` (``size // batch_size`` batches per epoch).
 
+        A resumed run skips the batches of the interrupted epoch it has seen, counted, not
+        replayed: with a shuffling generator (ART's draw their order from numpy's global
+        RNG) the resumed epoch is not the uninterrupted one. Resume array training
+        (:meth:`fit`) where the exact run matters.
+
         Raises:
             ValueError: the generator does not know its size, or a keyword the trainer
                 sets itself (``epochs``, ``batch_size``: the generator's, ...).
