@@ -186,6 +186,24 @@ def test_resume_without_checkpoint_is_an_error(small_digits, tmp_path):
         _run(x, y, tmp_path, resume=True)
 
 
+def _fit_early_stopping(model, opt, x, y, validation, **kwargs):
+    """4 epochs of standard training, validated each epoch, stopping at a 20-point drop."""
+    return fit(
+        model,
+        opt,
+        StandardTraining(),
+        x,
+        y,
+        epochs=4,
+        batch_size=64,
+        validation=validation,
+        validation_attack=ValidationAttack(eps=0.1),
+        early_stop_drop=0.2,
+        progress=False,
+        **kwargs,
+    )
+
+
 def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path, monkeypatch):
     x, y, xv, yv = small_digits
     scores = iter([(0.9, 0.5), (0.9, 0.6), (0.9, 0.3), (0.9, 0.2)])
@@ -198,20 +216,7 @@ def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path, monkeypa
         if step == 14:  # end of epoch 2 (7 steps per epoch)
             saved.update({k: v.clone() for k, v in model.state_dict().items()})
 
-    result = fit(
-        model,
-        opt,
-        StandardTraining(),
-        x,
-        y,
-        epochs=4,
-        batch_size=64,
-        validation=(xv, yv),
-        validation_attack=ValidationAttack(eps=0.1),
-        early_stop_drop=0.2,
-        progress=False,
-        on_step=remember,
-    )
+    result = _fit_early_stopping(model, opt, x, y, (xv, yv), on_step=remember)
     assert result.stopped_early and result.best_epoch == 2
     assert len(result.history) == 3
     for name, value in model.state_dict().items():
@@ -225,20 +230,9 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed(small_digits, tmp_p
 
     def run(resume: bool):
         model = _model()
-        result = fit(
-            model,
-            torch.optim.Adam(model.parameters()),
-            StandardTraining(),
-            x,
-            y,
-            epochs=4,
-            batch_size=64,
-            validation=(xv, yv),
-            validation_attack=ValidationAttack(eps=0.1),
-            early_stop_drop=0.2,
-            checkpoint_dir=tmp_path,
-            resume=resume,
-            progress=False,
+        opt = torch.optim.Adam(model.parameters())
+        result = _fit_early_stopping(
+            model, opt, x, y, (xv, yv), checkpoint_dir=tmp_path, resume=resume
         )
         return model, result
 
